@@ -1,0 +1,1 @@
+"""Client helpers for smartpush-gateway; the generated stubs live in `smartpush.gateway.v1`."""

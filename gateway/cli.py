@@ -1,0 +1,238 @@
+"""`smartpush-gateway serve | emulator | send`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+import yaml
+from google.protobuf import json_format
+from pydantic import SecretStr
+from smartpush.gateway.v1 import delivery_pb2, push_service_pb2, push_service_pb2_grpc, template_pb2
+
+from gateway import logs
+from gateway.config import ProfileSettings, Settings, load_settings
+
+
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+# --- serve --------------------------------------------------------------------------------------
+async def _serve(settings: Settings, with_emulator: bool) -> int:
+    from gateway.emulator import DEMO_CLIENT_ID, DEMO_SECRET, DEMO_TEMPLATE_ID, start_emulator
+    from gateway.server import run_until_signalled, start_gateway
+
+    emulator = None
+    if with_emulator:
+        emulator = await start_emulator("127.0.0.1", 0)
+        profiles = dict(settings.profiles)
+        profiles.setdefault(
+            settings.default_profile,
+            ProfileSettings(client_id=DEMO_CLIENT_ID, secret=SecretStr(DEMO_SECRET)),
+        )
+        sp = settings.smartpush.model_copy(update={"base_url": emulator.url, "token_url": None})
+        settings = settings.model_copy(update={"profiles": profiles, "smartpush": sp})
+    gateway = await start_gateway(settings)
+    target = gateway.address
+    print(f"smartpush-gateway listening on {target}", flush=True)
+    if emulator is not None:
+        print(f"SmartPush emulator on {emulator.url} (admin API under {emulator.url}/_emulator/)", flush=True)
+        print(
+            "try:\n"
+            f"  .venv/bin/smartpush-gateway send --target {target} \\\n"
+            "      --project demo-project --sub demo-user \\\n"
+            f"      --template {DEMO_TEMPLATE_ID} --surface COMPANION --mode broadcast\n"
+            f"  grpcurl -plaintext {target} list",
+            flush=True,
+        )
+    try:
+        await run_until_signalled(gateway)
+    finally:
+        if emulator is not None:
+            await emulator.stop()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    if args.listen:
+        overrides["listen"] = args.listen
+    if args.log_format:
+        overrides["log_format"] = args.log_format
+    settings = load_settings(args.config, **overrides)
+    logs.configure(settings.log_level, settings.log_format)
+    return _run(_serve(settings, args.emulator))
+
+
+# --- emulator -----------------------------------------------------------------------------------
+async def _emulator(host: str, port: int, config: Any, faults: dict[str, Any]) -> int:
+    import signal
+
+    from gateway.emulator import start_emulator
+    from gateway.emulator.state import Faults
+
+    server = await start_emulator(host, port, config)
+    if faults:
+        server.state.faults = Faults.model_validate(faults)
+    print(f"SmartPush emulator on {server.url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()
+    return 0
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    from gateway.emulator.state import EmulatorConfig
+
+    host, _, port = args.listen.rpartition(":")
+    raw = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
+    if args.token_ttl is not None:
+        raw["token_ttl_s"] = args.token_ttl
+    config = EmulatorConfig.model_validate(raw or {})
+    faults: dict[str, Any] = {}
+    if args.latency_ms:
+        faults["latency_ms"] = args.latency_ms
+    if args.error_rate:
+        faults["error_rates"] = dict(_pair(x) for x in args.error_rate)
+    if args.retry_after is not None:
+        faults["retry_after_s"] = args.retry_after
+    logs.configure("WARNING", "auto")
+    return _run(_emulator(host or "127.0.0.1", int(port), config, faults))
+
+
+# --- send ---------------------------------------------------------------------------------------
+def _pair(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, float(value) if key.isdigit() else value
+
+
+def build_send_request(args: argparse.Namespace) -> push_service_pb2.SendRequest:
+    content = template_pb2.TemplateContent(
+        id=args.template,
+        header_values=dict(_pair(x) for x in args.header),
+        body_values=dict(_pair(x) for x in args.body),
+    )
+    if args.button_text or args.deeplink_android or args.deeplink_ios:
+        content.mobile_app_parameters.CopyFrom(
+            template_pb2.MobileAppParameters(
+                button_text=args.button_text or "",
+                deeplink_android=args.deeplink_android or "",
+                deeplink_ios=args.deeplink_ios or "",
+            )
+        )
+    elif args.deeplink or args.product_filter:
+        content.device_parameters.CopyFrom(
+            template_pb2.DeviceParameters(
+                deeplink=args.deeplink or "", product_filter=args.product_filter or ""
+            )
+        )
+    mode = {
+        "broadcast": delivery_pb2.DELIVERY_MODE_BROADCAST,
+        "sequential": delivery_pb2.DELIVERY_MODE_SEQUENTIAL,
+    }[args.mode]
+    return push_service_pb2.SendRequest(
+        profile=args.profile or "",
+        project_id=args.project,
+        sub=args.sub,
+        delivery=delivery_pb2.DeliveryConfig(
+            delivery_mode=mode,
+            destinations=[
+                delivery_pb2.Destination(surface=delivery_pb2.Surface.Value(f"SURFACE_{s.upper()}"))
+                for s in args.surface
+            ],
+            template_content=content,
+        ),
+        idempotency_key=args.idempotency_key or "",
+        validate_only=args.validate_only,
+        callback_url=args.callback_url or "",
+    )
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from smartpush_gateway_client.errors import decode
+
+    try:
+        request = build_send_request(args)
+    except ValueError as exc:
+        print(json.dumps({"code": "INVALID_ARGUMENT", "message": str(exc)}), file=sys.stderr)
+        return 2
+    with grpc.insecure_channel(args.target) as channel:
+        stub = push_service_pb2_grpc.PushServiceStub(channel)
+        try:
+            response = stub.Send(request, timeout=args.timeout)
+        except grpc.RpcError as err:
+            print(json.dumps(decode(err).as_dict(), ensure_ascii=False, indent=2))
+            return 1
+    out = json_format.MessageToDict(
+        response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    print(json.dumps(out, ensure_ascii=False, indent=2))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="smartpush-gateway", description="gRPC gateway for Sber SmartPush")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the gateway")
+    s.add_argument("--listen", help="HOST:PORT (default from settings: 127.0.0.1:50051)")
+    s.add_argument("--config", help="YAML settings file (also SMARTPUSH_GATEWAY_CONFIG)")
+    s.add_argument(
+        "--emulator", action="store_true", help="start the SmartPush emulator in-process and use it"
+    )
+    s.add_argument("--log-format", choices=["json", "text", "auto"])
+    s.set_defaults(func=cmd_serve)
+
+    e = sub.add_parser("emulator", help="run the SmartPush emulator")
+    e.add_argument("--listen", default="127.0.0.1:8090", help="HOST:PORT")
+    e.add_argument("--config", help="YAML EmulatorConfig (clients, templates, quotas, ...)")
+    e.add_argument("--token-ttl", type=float, help="token lifetime in seconds")
+    e.add_argument("--latency-ms", type=float, default=0.0, help="added latency for every request")
+    e.add_argument("--error-rate", action="append", default=[], help="HTTPSTATUS=PROBABILITY, e.g. 503=0.1")
+    e.add_argument("--retry-after", type=int, help="Retry-After seconds on injected errors")
+    e.set_defaults(func=cmd_emulator)
+
+    c = sub.add_parser("send", help="send one push through a running gateway")
+    c.add_argument("--target", default="127.0.0.1:50051")
+    c.add_argument("--project", required=True)
+    c.add_argument("--sub", required=True)
+    c.add_argument("--template", required=True)
+    c.add_argument("--surface", action="append", required=True, help="COMPANION, SBERBOX, ... (repeatable)")
+    c.add_argument("--mode", choices=["broadcast", "sequential"], default="broadcast")
+    c.add_argument("--header", action="append", default=[], metavar="K=V")
+    c.add_argument("--body", action="append", default=[], metavar="K=V")
+    c.add_argument("--button-text")
+    c.add_argument("--deeplink-android")
+    c.add_argument("--deeplink-ios")
+    c.add_argument("--deeplink", help="device deeplink")
+    c.add_argument("--product-filter")
+    c.add_argument("--profile")
+    c.add_argument("--idempotency-key")
+    c.add_argument("--callback-url")
+    c.add_argument("--validate-only", action="store_true")
+    c.add_argument("--timeout", type=float, default=10.0)
+    c.set_defaults(func=cmd_send)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    result: int = args.func(args)
+    return result

@@ -1,0 +1,148 @@
+"""Typed settings: `SMARTPUSH_GATEWAY_*` environment variables over an optional YAML file.
+
+Nested keys use `__` in the environment, e.g.
+`SMARTPUSH_GATEWAY_PROFILES__DEFAULT__CLIENT_ID` or `SMARTPUSH_GATEWAY_SMARTPUSH__BASE_URL`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+# Documented hosts (reference §0): the current ones are the default; the legacy
+# `https://salute.online.sberbank.ru:9443` is one setting away.
+DEFAULT_BASE_URL = "https://ngw.devices.sberbank.ru:9443"
+TOKEN_PATH = "/api/v2/oauth"  # noqa: S105 - a URL path, not a secret
+EXTENDED_PATH = "/api/v2/smartpush/apprequest"
+LITE_PATH = "/api/v2/smartpush/apprequest-lite"
+
+
+class ProfileSettings(BaseModel):
+    """One set of SmartPush credentials. The secret comes from `secret` (env) or `secret_file`."""
+
+    client_id: str
+    secret: SecretStr | None = None
+    secret_file: Path | None = None
+    scope: str = "SMART_PUSH"
+    # Per-profile upstream override (e.g. a test environment); empty means the global one.
+    base_url: str | None = None
+    token_url: str | None = None
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> ProfileSettings:
+        if self.secret is None and self.secret_file is None:
+            raise ValueError("a profile needs `secret` or `secret_file`")
+        return self
+
+    def resolve_secret(self) -> str:
+        if self.secret is not None:
+            return self.secret.get_secret_value()
+        assert self.secret_file is not None
+        return self.secret_file.read_text().strip()
+
+
+class WireSettings(BaseModel):
+    """Where the sources disagree on the wire format (reference §13), choose here."""
+
+    # Extended body wrapped as {"requestPayload": {...}} (S3, salutejs) or sent bare (smart_app_framework).
+    wrap_request_payload: bool = True
+    # `BROADCAST` (salutejs, S5) or `broadcast` (smart_app_framework).
+    delivery_mode_case: Literal["upper", "lower"] = "upper"
+    # Device deeplink key: `deeplink` (S5 doc) or `deepLink` (salutejs type).
+    device_deeplink_key: Literal["deeplink", "deepLink"] = "deeplink"
+    # `deviceSerialFilter` as an array of objects (sample) or one object (salutejs type).
+    device_serial_filter: Literal["array", "object"] = "array"
+    protocol_version: str = "V1"
+
+
+class SmartPushSettings(BaseModel):
+    base_url: str = DEFAULT_BASE_URL
+    token_url: str | None = None
+    extended_path: str = EXTENDED_PATH
+    lite_path: str = LITE_PATH
+    # `extended` (apprequest, every feature) or `lite` (apprequest-lite: one surface, no time frame).
+    endpoint: Literal["extended", "lite"] = "extended"
+    wire: WireSettings = Field(default_factory=WireSettings)
+    # TLS: SmartPush's chain ends at the Russian Trusted Root CA; point this at a bundle that has it.
+    ca_bundle: Path | None = None
+    verify_tls: bool = True
+    # `aiohttp` keeps the httpx API over aiohttp's connection pool (measured faster); `httpx` is stock.
+    transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    max_connections: int = 256
+    connect_timeout_s: float = 3.0
+    request_timeout_s: float = 10.0
+    # Retries: transport errors, 429 and 5xx only; full jitter; never past the caller's deadline.
+    max_attempts: int = 4
+    backoff_initial_s: float = 0.05
+    backoff_max_s: float = 2.0
+    # An attempt is not started with less time than this left before the deadline.
+    min_attempt_s: float = 0.01
+    # Refresh a token after this fraction of its lifetime, in the background.
+    token_refresh_ratio: float = 0.8
+    token_timeout_s: float = 5.0
+
+    def resolved_token_url(self, profile: ProfileSettings | None = None) -> str:
+        if profile is not None and profile.token_url:
+            return profile.token_url
+        if profile is not None and profile.base_url:
+            return profile.base_url.rstrip("/") + TOKEN_PATH
+        return self.token_url or self.base_url.rstrip("/") + TOKEN_PATH
+
+    def send_url(self, profile: ProfileSettings | None = None) -> str:
+        base = (profile.base_url if profile is not None and profile.base_url else self.base_url).rstrip("/")
+        return base + (self.lite_path if self.endpoint == "lite" else self.extended_path)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SMARTPUSH_GATEWAY_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    listen: str = "127.0.0.1:50051"
+    # Serve TLS when both are set; add a client CA bundle to require client certificates (mTLS).
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+    profiles: dict[str, ProfileSettings] = Field(default_factory=dict)
+    default_profile: str = "default"
+    # Callers may send their own client id and secret (the seed's `authConfig`); off by default.
+    allow_inline_credentials: bool = False
+    # SIGTERM: NOT_SERVING at once, then this long for in-flight calls to finish.
+    shutdown_grace_s: float = 10.0
+    log_level: str = "INFO"
+    # `auto`: text on a terminal, JSON otherwise.
+    log_format: Literal["json", "text", "auto"] = "auto"
+    idempotency_ttl_s: float = 24 * 3600.0
+    idempotency_max_entries: int = 100_000
+    smartpush: SmartPushSettings = Field(default_factory=SmartPushSettings)
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Settings from (highest first) keyword overrides, environment, YAML file, defaults."""
+    path = config_file or os.environ.get("SMARTPUSH_GATEWAY_CONFIG")
+
+    class _FromSources(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if path:
+                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(path)))
+            return tuple(sources)
+
+    return _FromSources(**overrides)

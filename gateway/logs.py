@@ -1,0 +1,77 @@
+"""Structured logs: one JSON object per line (or a terse text line for terminals).
+
+Only an allow-list of `extra` keys is written, so a sub, template values, a secret or a
+token cannot reach the log through a careless `extra=`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+SAFE_EXTRAS = frozenset(
+    {
+        "rpc",
+        "grpc_code",
+        "reason",
+        "rq_uid",
+        "duration_ms",
+        "profile",
+        "template_id",
+        "surfaces",
+        "delivery_mode",
+        "status_codes",
+        "attempt",
+        "retry_reason",
+        "delay_s",
+        "lifetime_s",
+        "listen",
+        "emulator",
+        "validate_only",
+        "replayed",
+        "upstream_status",
+        "peer",
+    }
+)
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in record.__dict__.items() if k in SAFE_EXTRAS}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        out.update(_extras(record))
+        if record.exc_info and record.exc_info[0] is not None:
+            out["exc_type"] = record.exc_info[0].__name__
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        extras = " ".join(f"{k}={v}" for k, v in _extras(record).items())
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        return f"{stamp} {record.levelname:<7} {record.getMessage()}" + (f"  {extras}" if extras else "")
+
+
+def configure(level: str = "INFO", fmt: str = "auto") -> None:
+    if fmt == "auto":
+        fmt = "text" if sys.stderr.isatty() else "json"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Library chatter (and the URLs with tokens it could print) stays out.
+    for noisy in ("httpx", "httpcore", "aiohttp.access", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,104 @@
+"""The Send use case: validate -> idempotency -> map -> token -> POST -> classify (design §3)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+from smartpush.gateway.v1 import delivery_pb2, push_service_pb2
+
+from gateway.clock import Clock
+from gateway.config import Settings
+from gateway.errors import GatewayError, invalid_argument
+from gateway.idempotency import IdempotencyCache, fingerprint, rq_uid_for, scoped_key
+from gateway.smartpush import wire
+from gateway.smartpush.answers import Outcome, classify
+from gateway.smartpush.client import SmartPushClient
+from gateway.smartpush.profiles import TokenProviders
+from gateway.validation import validate_send
+
+SendRequest = push_service_pb2.SendRequest
+SendResponse = push_service_pb2.SendResponse
+
+
+class PushSender:
+    def __init__(
+        self,
+        settings: Settings,
+        client: SmartPushClient,
+        tokens: TokenProviders,
+        idempotency: IdempotencyCache,
+        clock: Clock,
+        message_ids: wire.MessageIds,
+    ) -> None:
+        self._settings = settings
+        self._client = client
+        self._tokens = tokens
+        self._idempotency = idempotency
+        self._clock = clock
+        self._message_ids = message_ids
+
+    def rq_uid(self, req: SendRequest) -> str:
+        if req.idempotency_key:
+            return rq_uid_for(self._idempotency_scope(req))
+        return str(uuid.uuid4())
+
+    def _idempotency_scope(self, req: SendRequest) -> str:
+        who = req.credentials.client_id if req.HasField("credentials") else self._tokens.resolve_name(req)
+        return scoped_key(who, req.project_id, req.idempotency_key)
+
+    async def send(self, req: SendRequest, deadline: float | None, rq_uid: str) -> SendResponse:
+        sp = self._settings.smartpush
+        violations = validate_send(req, sp.endpoint)
+        if violations:
+            raise invalid_argument(violations, rq_uid)
+        tokens = self._tokens.for_request(req)
+        url = sp.send_url(self._tokens.profile_settings(tokens.name))
+        if sp.endpoint == "lite":
+            body = wire.encode(wire.lite_request(req, sp.wire))
+        else:
+            body = wire.encode(wire.extended_request(req, sp.wire, self._message_ids.next()))
+        if req.validate_only:
+            return SendResponse(rq_uid=rq_uid, request_json=body.decode(), upstream_url=url)
+
+        async def call() -> SendResponse:
+            answer = await self._client.post(url, body, tokens, rq_uid, deadline, req.callback_url)
+            surfaces = [d.surface for d in req.delivery.destinations]
+            sequential = req.delivery.delivery_mode == delivery_pb2.DELIVERY_MODE_SEQUENTIAL
+            try:
+                outcome = classify(answer.status, answer.body, surfaces, rq_uid, sequential=sequential)
+            except GatewayError as err:
+                if answer.retry_after_s is not None and err.retry_after_s is None:
+                    raise replace(err, retry_after_s=answer.retry_after_s) from None
+                raise
+            return _response(rq_uid, url, outcome)
+
+        if not req.idempotency_key:
+            return await call()
+        return await self._idempotency.run(self._idempotency_scope(req), fingerprint(req), call)
+
+
+def _response(rq_uid: str, url: str, outcome: Outcome) -> SendResponse:
+    return SendResponse(
+        rq_uid=rq_uid,
+        response_id=outcome.response_id,
+        upstream_url=url,
+        results=[
+            push_service_pb2.DestinationResult(
+                surface=d.surface,  # type: ignore[arg-type]
+                status_code=d.status_code,
+                description=d.description,
+                reported=d.reported,
+                device_statuses=[
+                    push_service_pb2.DeviceStatus(
+                        device_id=x.device_id,
+                        product=x.product,
+                        status_code=x.status_code,
+                        description=x.description,
+                    )
+                    for x in d.devices
+                ],
+            )
+            for d in outcome.destinations
+        ],
+    )

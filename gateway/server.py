@@ -1,0 +1,120 @@
+"""Assembles the grpc.aio server: collaborators, servicers, health, reflection, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # stubs lack aio
+from grpc_reflection.v1alpha import reflection
+from smartpush.gateway.v1 import push_service_pb2, push_service_pb2_grpc
+
+from gateway.api.push_service import PushServicer
+from gateway.clock import Clock, SystemClock
+from gateway.config import Settings
+from gateway.idempotency import IdempotencyCache
+from gateway.push import PushSender
+from gateway.smartpush import wire
+from gateway.smartpush.client import SmartPushClient
+from gateway.smartpush.http import make_http_client
+from gateway.smartpush.profiles import TokenProviders
+
+log = logging.getLogger(__name__)
+
+PUSH_SERVICE = push_service_pb2.DESCRIPTOR.services_by_name["PushService"].full_name
+SERVICE_NAMES = (
+    PUSH_SERVICE,
+    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+    reflection.SERVICE_NAME,
+)
+
+_SERVER_OPTIONS = [
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.max_connection_age_ms", 30 * 60_000),  # lets clients rebalance across replicas
+    ("grpc.max_connection_age_grace_ms", 30_000),
+    ("grpc.so_reuseport", 1),
+]
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    server: grpc.aio.Server
+    port: int
+    health: health_aio.HealthServicer
+    http: httpx.AsyncClient
+    tokens: TokenProviders
+    sender: PushSender
+    _stopped: bool = field(default=False)
+
+    @property
+    def address(self) -> str:
+        host = self.settings.listen.rsplit(":", 1)[0]
+        return f"{host}:{self.port}"
+
+    async def stop(self, grace: float | None = None) -> None:
+        """NOT_SERVING first, then stop accepting and let in-flight calls finish within the grace."""
+        if self._stopped:
+            return
+        self._stopped = True
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self.settings.shutdown_grace_s if grace is None else grace)
+        await self.http.aclose()
+
+
+def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    if not (settings.tls_cert_file and settings.tls_key_file):
+        return None
+    client_ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
+async def start_gateway(
+    settings: Settings, *, clock: Clock | None = None, http: httpx.AsyncClient | None = None
+) -> Gateway:
+    clock = clock or SystemClock()
+    http = http or make_http_client(settings.smartpush)
+    tokens = TokenProviders(settings, http, clock)
+    sender = PushSender(
+        settings,
+        SmartPushClient(http, settings.smartpush, clock),
+        tokens,
+        IdempotencyCache(clock, settings.idempotency_ttl_s, settings.idempotency_max_entries),
+        clock,
+        wire.MessageIds(int(time.time() * 1000)),
+    )
+    server = grpc.aio.server(options=_SERVER_OPTIONS)
+    push_service_pb2_grpc.add_PushServiceServicer_to_server(PushServicer(sender, clock), server)
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(SERVICE_NAMES, server)
+    creds = _credentials(settings)
+    port = (
+        server.add_secure_port(settings.listen, creds) if creds else server.add_insecure_port(settings.listen)
+    )
+    await server.start()
+    for service in ("", PUSH_SERVICE):
+        await health.set(service, health_pb2.HealthCheckResponse.SERVING)
+    return Gateway(settings, server, port, health, http, tokens, sender)
+
+
+async def run_until_signalled(gateway: Gateway) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: NOT_SERVING, draining in-flight calls")
+    await gateway.stop()

@@ -1,0 +1,1 @@
+"""The SmartPush REST client: wire mapping, tokens, HTTP calls and answer classification."""

@@ -1,0 +1,163 @@
+"""Classify a SmartPush answer into per-destination results or one GatewayError (design §5)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from smartpush.gateway.v1 import errors_pb2
+
+from gateway.errors import FieldViolation, GatewayError, QuotaViolation
+from gateway.smartpush import status_codes
+from gateway.smartpush.surfaces import SURFACE_TO_WIRE
+
+
+@dataclass(slots=True)
+class DeviceResult:
+    device_id: str
+    product: str
+    status_code: int
+    description: str
+
+
+@dataclass(slots=True)
+class DestinationOutcome:
+    surface: int
+    status_code: int = 0
+    description: str = ""
+    devices: list[DeviceResult] = field(default_factory=list)
+    reported: bool = False
+
+
+@dataclass(slots=True)
+class Outcome:
+    response_id: str
+    destinations: list[DestinationOutcome]
+
+
+def _status(obj: Any) -> tuple[int, str]:
+    status = obj.get("status") if isinstance(obj, dict) else None
+    if not isinstance(status, dict):
+        return 0, ""
+    code = status.get("code", 0)
+    # Validation results say `descr`, results and device statuses say `description` (reference §5.1).
+    text = status.get("description", status.get("descr", ""))
+    return (int(code) if isinstance(code, int | str) and str(code).lstrip("-").isdigit() else -1), str(text)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, list):
+        return value
+    return [value] if isinstance(value, dict) else []
+
+
+def _bad_response(message: str, rq_uid: str, http_status: int) -> GatewayError:
+    return GatewayError(
+        grpc.StatusCode.INTERNAL,
+        errors_pb2.ERROR_REASON_UPSTREAM_BAD_RESPONSE,
+        message,
+        rq_uid=rq_uid,
+        metadata={"http_status": str(http_status)},
+    )
+
+
+def _upstream_violations(envelope: dict[str, Any]) -> list[FieldViolation]:
+    out = []
+    for item in _as_list(envelope.get("errors")):
+        key, message = item.get("key"), item.get("message")
+        if key or message:
+            out.append(FieldViolation(f"upstream:{key or ''}", str(message or "")[:300]))
+    return out
+
+
+def classify(
+    http_status: int, body: bytes, surfaces: Sequence[int], rq_uid: str, *, sequential: bool
+) -> Outcome:
+    """Results in request order, or the error for an answer in which nothing was delivered."""
+    try:
+        envelope = json.loads(body) if body else {}
+    except ValueError:
+        raise _bad_response(
+            f"SmartPush answered HTTP {http_status} with a body that is not JSON", rq_uid, http_status
+        ) from None
+    if not isinstance(envelope, dict):
+        raise _bad_response(
+            f"SmartPush answered HTTP {http_status} with unexpected JSON", rq_uid, http_status
+        )
+    payload = envelope.get("payload") if isinstance(envelope.get("payload"), dict) else {}
+    assert isinstance(payload, dict)
+    by_surface = {s: DestinationOutcome(surface=s) for s in surfaces}
+    by_name = {SURFACE_TO_WIRE[s]: by_surface[s] for s in surfaces}
+    single = by_surface[surfaces[0]] if len(surfaces) == 1 else None
+
+    def target(item: dict[str, Any]) -> DestinationOutcome | None:
+        name = item.get("surface")
+        return by_name.get(name) if isinstance(name, str) else single
+
+    validation = payload.get("validation") if isinstance(payload.get("validation"), dict) else {}
+    assert isinstance(validation, dict)
+    for item in _as_list(validation.get("results")):
+        dest = target(item)
+        if dest is not None:
+            dest.status_code, dest.description = _status(item)
+            dest.reported = True
+    for item in _as_list(payload.get("result")):
+        dest = target(item)
+        if dest is None:
+            continue
+        code, text = _status(item)
+        if "status" in item and (not dest.reported or dest.status_code == 0):
+            dest.status_code, dest.description = code, text or dest.description
+        dest.reported = True
+        for dev in _as_list(item.get("deviceStatuses")):
+            dcode, dtext = _status(dev)
+            dest.devices.append(
+                DeviceResult(str(dev.get("deviceId", "")), str(dev.get("product", "")), dcode, dtext)
+            )
+    outcome = Outcome(str(envelope.get("responseId", "")), [by_surface[s] for s in surfaces])
+    reported = [d for d in outcome.destinations if d.reported]
+
+    if 200 <= http_status < 300 and not any(d.status_code for d in reported):
+        return outcome
+    if any(d.status_code == 0 for d in reported) and 200 <= http_status < 300:
+        # BROADCAST partial success, or SEQUENTIAL delivered after earlier destinations failed.
+        return outcome
+    failed = next((d for d in reported if d.status_code != 0), None)
+    violations = _upstream_violations(envelope)
+    if failed is not None:
+        raise _status_error(failed, rq_uid, violations, http_status)
+    if http_status == 400:
+        return_error = GatewayError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            errors_pb2.ERROR_REASON_SCHEMA_VIOLATION,
+            "SmartPush rejected the request as malformed (HTTP 400)",
+            rq_uid=rq_uid,
+            field_violations=violations,
+            metadata={"http_status": "400"},
+        )
+        raise return_error
+    raise _bad_response(f"SmartPush answered HTTP {http_status} without a status code", rq_uid, http_status)
+
+
+def _status_error(
+    failed: DestinationOutcome, rq_uid: str, violations: list[FieldViolation], http_status: int
+) -> GatewayError:
+    mapping = status_codes.lookup(failed.status_code)
+    surface = SURFACE_TO_WIRE[failed.surface]
+    text = f": {failed.description[:200]}" if failed.description else ""
+    quota = []
+    if failed.status_code in status_codes.QUOTA_SUBJECTS:
+        quota.append(QuotaViolation(status_codes.QUOTA_SUBJECTS[failed.status_code], mapping.meaning))
+    return GatewayError(
+        mapping.code,
+        mapping.reason,
+        f"SmartPush status {failed.status_code} ({mapping.meaning}) for {surface}{text}",
+        status_code=failed.status_code,
+        rq_uid=rq_uid,
+        field_violations=violations,
+        quota_violations=quota,
+        metadata={"surface": surface, "http_status": str(http_status)},
+    )

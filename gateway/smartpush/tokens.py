@@ -1,0 +1,174 @@
+"""OAuth tokens for SmartPush (reference §1, design §4).
+
+One provider per credential profile: the token is cached, refreshed in the background
+once `refresh_ratio` of its lifetime has passed, and at most one refresh is in flight
+per provider (every other caller awaits that one). Secrets and tokens never leave
+this module in a message or a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import uuid
+from dataclasses import dataclass
+
+import grpc
+import httpx
+from smartpush.gateway.v1 import errors_pb2
+
+from gateway.clock import Clock
+from gateway.errors import GatewayError
+
+log = logging.getLogger(__name__)
+
+# Token endpoint `code`s (reference §1.3) -> reason. All are the gateway's configuration
+# problem, not the caller's: FAILED_PRECONDITION, so callers do not retry them blindly.
+TOKEN_ERROR_REASONS: dict[int, errors_pb2.ErrorReason.ValueType] = {
+    1: errors_pb2.ERROR_REASON_TOKEN_SCOPE_INVALID,
+    4: errors_pb2.ERROR_REASON_TOKEN_CREDENTIALS_MALFORMED,
+    5: errors_pb2.ERROR_REASON_TOKEN_SCOPE_EMPTY,
+    6: errors_pb2.ERROR_REASON_TOKEN_CREDENTIALS_REJECTED,
+    7: errors_pb2.ERROR_REASON_TOKEN_SCOPE_NOT_GRANTED,
+}
+# `expires_at` is epoch milliseconds; values below this are taken as seconds.
+_MS_THRESHOLD = 10_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    client_id: str
+    secret: str
+    scope: str = "SMART_PUSH"
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"Credentials(client_id={self.client_id!r}, scope={self.scope!r})"
+
+    def basic(self) -> str:
+        raw = f"{self.client_id}:{self.secret}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    value: str
+    expires_at: float  # wall-clock seconds
+    refresh_at: float  # wall-clock seconds
+
+    def __repr__(self) -> str:
+        return f"Token(expires_at={self.expires_at}, refresh_at={self.refresh_at})"
+
+
+def parse_expires_at(raw: object) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise ValueError("expires_at is not a number")
+    return raw / 1000.0 if raw >= _MS_THRESHOLD else float(raw)
+
+
+class TokenProvider:
+    def __init__(
+        self,
+        name: str,
+        credentials: Credentials,
+        token_url: str,
+        http: httpx.AsyncClient,
+        clock: Clock,
+        *,
+        refresh_ratio: float = 0.8,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self.name = name
+        self._credentials = credentials
+        self._url = token_url
+        self._http = http
+        self._clock = clock
+        self._refresh_ratio = refresh_ratio
+        self._timeout_s = timeout_s
+        self._token: Token | None = None
+        self._inflight: asyncio.Task[Token] | None = None
+        self.refreshes = 0  # completed token requests, for tests and metrics
+
+    async def token(self) -> str:
+        """A valid token: cached, or the result of the one refresh in flight."""
+        token = self._token
+        now = self._clock.time()
+        if token is not None and now < token.expires_at:
+            if now >= token.refresh_at:
+                self._start_refresh()  # early refresh in the background; the cached token still serves
+            return token.value
+        return (await asyncio.shield(self._start_refresh())).value
+
+    def invalidate(self, rejected: str) -> None:
+        """Drop the token SmartPush rejected (401), unless a newer one already replaced it."""
+        if self._token is not None and self._token.value == rejected:
+            self._token = None
+
+    def _start_refresh(self) -> asyncio.Task[Token]:
+        if self._inflight is None:
+            self._inflight = asyncio.get_running_loop().create_task(self._refresh())
+            self._inflight.add_done_callback(self._refresh_done)
+        return self._inflight
+
+    def _refresh_done(self, task: asyncio.Task[Token]) -> None:
+        self._inflight = None
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("token refresh failed", extra={"profile": self.name})
+
+    async def _refresh(self) -> Token:
+        rq_uid = str(uuid.uuid4())
+        try:
+            response = await self._http.post(
+                self._url,
+                content=f"scope={self._credentials.scope}".encode(),
+                headers={
+                    "Authorization": self._credentials.basic(),
+                    "RqUID": rq_uid,
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "Accept": "application/json",
+                },
+                timeout=self._timeout_s,
+            )
+            body = response.json() if response.content else {}
+        except (httpx.HTTPError, ValueError) as exc:
+            raise _unavailable(
+                f"token endpoint unreachable or unreadable ({type(exc).__name__})", rq_uid
+            ) from None
+        if not isinstance(body, dict):
+            raise _unavailable(f"token endpoint answered HTTP {response.status_code} without JSON", rq_uid)
+        access = body.get("access_token")
+        if response.status_code == 200 and isinstance(access, str) and access:
+            try:
+                expires_at = parse_expires_at(body.get("expires_at"))
+            except ValueError:
+                raise _unavailable("token endpoint answered without a usable expires_at", rq_uid) from None
+            now = self._clock.time()
+            lifetime = max(expires_at - now, 0.0)
+            token = Token(access, expires_at, now + lifetime * self._refresh_ratio)
+            self._token = token
+            self.refreshes += 1
+            log.info("token refreshed", extra={"profile": self.name, "lifetime_s": round(lifetime, 1)})
+            return token
+        code = body.get("code")
+        reason = TOKEN_ERROR_REASONS.get(code) if isinstance(code, int) else None
+        if reason is not None:
+            raise GatewayError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                reason,
+                f"SmartPush token endpoint refused profile {self.name!r}: code {code} "
+                f"({_safe(body.get('message'))}), HTTP {response.status_code}",
+                rq_uid=rq_uid,
+                metadata={"token_error_code": str(code), "profile": self.name},
+            )
+        raise _unavailable(f"token endpoint answered HTTP {response.status_code}", rq_uid)
+
+
+def _safe(message: object) -> str:
+    # The upstream message is shown to callers: keep it short and printable.
+    return str(message)[:200].replace("\n", " ") if message is not None else "no message"
+
+
+def _unavailable(message: str, rq_uid: str) -> GatewayError:
+    return GatewayError(
+        grpc.StatusCode.UNAVAILABLE, errors_pb2.ERROR_REASON_TOKEN_UNAVAILABLE, message, rq_uid=rq_uid
+    )

@@ -1,0 +1,130 @@
+"""Proto -> SmartPush JSON (reference §2, §3). Pure functions; the format choices come from WireSettings."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+from smartpush.gateway.v1 import delivery_pb2, push_service_pb2, template_pb2
+
+from gateway.config import WireSettings
+from gateway.smartpush.surfaces import SURFACE_TO_WIRE, channel_for
+
+Json = dict[str, Any]
+
+_MODE = {
+    delivery_pb2.DELIVERY_MODE_BROADCAST: "BROADCAST",
+    delivery_pb2.DELIVERY_MODE_SEQUENTIAL: "SEQUENTIAL",
+}
+
+
+class MessageIds:
+    """`messageId` is a long unique within a session; count up from a start that differs per process."""
+
+    def __init__(self, start: int) -> None:
+        self._next = itertools.count(start)
+
+    def next(self) -> int:
+        return next(self._next)
+
+
+def template_content(content: template_pb2.TemplateContent, wire: WireSettings) -> Json:
+    out: Json = {
+        "id": content.id,
+        "headerValues": dict(content.header_values),
+        "bodyValues": dict(content.body_values),
+    }
+    which = content.WhichOneof("parameters")
+    if which == "mobile_app_parameters":
+        m = content.mobile_app_parameters
+        mobile = {
+            "buttonText": m.button_text,
+            "deeplinkAndroid": m.deeplink_android,
+            "deeplinkIos": m.deeplink_ios,
+            "androidVersion": m.android_version,
+            "iosVersion": m.ios_version,
+            "imageLink": m.image_link,
+        }
+        out["mobileAppParameters"] = {k: v for k, v in mobile.items() if v}
+    elif which == "device_parameters":
+        d = content.device_parameters
+        device: Json = {}
+        if d.deeplink:
+            device[wire.device_deeplink_key] = d.deeplink
+        if d.background_image_uri:
+            device["backgroundImageUri"] = d.background_image_uri
+        filters = [{"serialNumber": f.serial_number, "product": f.product} for f in d.device_serial_filters]
+        if filters:
+            device["deviceSerialFilter"] = filters if wire.device_serial_filter == "array" else filters[0]
+        if d.product_filter:
+            device["productFilter"] = d.product_filter
+        out["deviceParameters"] = device
+    return out
+
+
+def time_frame(frame: delivery_pb2.TimeFrame) -> Json:
+    out: Json = {
+        "startTime": frame.start_time,
+        "finishTime": frame.finish_time,
+        "timeZone": frame.time_zone,
+        "startDate": frame.start_date,
+    }
+    if frame.end_date:
+        out["endDate"] = frame.end_date
+    return out
+
+
+def destinations(config: delivery_pb2.DeliveryConfig, wire: WireSettings) -> list[Json]:
+    content = template_content(config.template_content, wire)
+    frame = time_frame(config.time_frame) if config.HasField("time_frame") else None
+    sequential = config.delivery_mode == delivery_pb2.DELIVERY_MODE_SEQUENTIAL
+    out: list[Json] = []
+    for index, dest in enumerate(config.destinations):
+        entry: Json = {
+            "channel": channel_for(dest.surface, dest.channel),
+            "surface": SURFACE_TO_WIRE[dest.surface],
+        }
+        if sequential:
+            entry["priority"] = dest.priority if dest.HasField("priority") else index
+        entry["templateContent"] = content
+        if frame is not None:
+            entry["timeFrame"] = frame
+        out.append(entry)
+    return out
+
+
+def extended_request(req: push_service_pb2.SendRequest, wire: WireSettings, message_id: int) -> Json:
+    sender: Json = {"projectId": req.project_id}
+    if req.HasField("application"):
+        sender["application"] = {"appId": req.application.app_id, "versionId": req.application.version_id}
+    mode = _MODE[req.delivery.delivery_mode]
+    body: Json = {
+        "protocolVersion": wire.protocol_version,
+        "messageId": message_id,
+        "messageName": "SEND_PUSH",
+        "payload": {
+            "sender": sender,
+            "recipient": {"clientId": {"idType": "SUB", "id": req.sub}},
+            "deliveryConfig": {
+                "deliveryMode": mode if wire.delivery_mode_case == "upper" else mode.lower(),
+                "destinations": destinations(req.delivery, wire),
+            },
+        },
+    }
+    return {"requestPayload": body} if wire.wrap_request_payload else body
+
+
+def lite_request(req: push_service_pb2.SendRequest, wire: WireSettings) -> Json:
+    """The basic request: one surface, template content only (reference §2.2)."""
+    return {
+        "projectId": req.project_id,
+        "clientId": req.sub,
+        "surface": SURFACE_TO_WIRE[req.delivery.destinations[0].surface],
+        "templateContent": template_content(req.delivery.template_content, wire),
+    }
+
+
+def encode(body: Json) -> bytes:
+    # Compact, UTF-8 as is: the same bytes are sent and shown by validate_only.
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()

@@ -1,0 +1,189 @@
+"""Every field rule checked before any upstream call, each reported with its proto field path.
+
+The rules are declared here once (limits in `gateway.limits`); the proto comments state
+the same limits for other languages. protovalidate was considered: 2.x needs buf's
+protobuf-py runtime (not grpcio's messages), 1.x evaluates CEL in pure Python per message.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+from smartpush.gateway.v1 import delivery_pb2, push_service_pb2, template_pb2
+
+from gateway import limits
+from gateway.errors import FieldViolation
+from gateway.smartpush.surfaces import (
+    CHANNEL_TO_WIRE,
+    DEVICE_SURFACES,
+    MOBILE_SURFACES,
+    SURFACE_TO_WIRE,
+)
+
+_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d:[0-5]\d$")
+_ZONE = re.compile(r"^GMT[+-](0\d|1[0-4]):[0-5]\d$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_MODES = frozenset({delivery_pb2.DELIVERY_MODE_BROADCAST, delivery_pb2.DELIVERY_MODE_SEQUENTIAL})
+
+
+def _max_len(path: str, value: str, limit: int) -> Iterator[FieldViolation]:
+    if len(value) > limit:
+        yield FieldViolation(path, f"at most {limit} characters, got {len(value)}")
+
+
+def _required(path: str, value: str) -> Iterator[FieldViolation]:
+    if not value.strip():
+        yield FieldViolation(path, "required")
+
+
+def _date(path: str, value: str) -> datetime.date | None:
+    if not _DATE.match(value):
+        return None
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _time_frame(frame: delivery_pb2.TimeFrame) -> Iterator[FieldViolation]:
+    p = "delivery.time_frame"
+    times_ok = True
+    for name in ("start_time", "finish_time"):
+        if not _TIME.match(getattr(frame, name)):
+            times_ok = False
+            yield FieldViolation(f"{p}.{name}", "must be HH:MM:SS (00:00:00-23:59:59)")
+    if not _ZONE.match(frame.time_zone):
+        yield FieldViolation(f"{p}.time_zone", "must be GMT+hh:mm or GMT-hh:mm, e.g. GMT+03:00")
+    start = _date(p, frame.start_date)
+    if start is None:
+        yield FieldViolation(f"{p}.start_date", "must be a date YYYY-MM-DD")
+    end = start
+    if frame.end_date:
+        end = _date(p, frame.end_date)
+        if end is None:
+            yield FieldViolation(f"{p}.end_date", "must be a date YYYY-MM-DD")
+        elif start is not None and end < start:
+            yield FieldViolation(f"{p}.end_date", "must not be before start_date")
+    if times_ok and frame.start_time > frame.finish_time:
+        yield FieldViolation(f"{p}.start_time", "must not be after finish_time")
+
+
+def _template(content: template_pb2.TemplateContent, surfaces: list[int]) -> Iterator[FieldViolation]:
+    p = "delivery.template_content"
+    yield from _required(f"{p}.id", content.id)
+    yield from _max_len(f"{p}.id", content.id, limits.TEMPLATE_ID_MAX)
+    if len(content.header_values) > limits.HEADER_VARIABLES_MAX:
+        yield FieldViolation(
+            f"{p}.header_values",
+            f"at most {limits.HEADER_VARIABLES_MAX} variables, got {len(content.header_values)}",
+        )
+    if len(content.body_values) > limits.BODY_VARIABLES_MAX:
+        yield FieldViolation(
+            f"{p}.body_values",
+            f"at most {limits.BODY_VARIABLES_MAX} variables, got {len(content.body_values)}",
+        )
+    for field_name in ("header_values", "body_values"):
+        for key in getattr(content, field_name):
+            if not key.strip():
+                yield FieldViolation(f"{p}.{field_name}", "variable names must not be empty")
+    which = content.WhichOneof("parameters")
+    if which == "mobile_app_parameters":
+        m = content.mobile_app_parameters
+        q = f"{p}.mobile_app_parameters"
+        yield from _max_len(f"{q}.button_text", m.button_text, limits.BUTTON_TEXT_MAX)
+        yield from _max_len(f"{q}.deeplink_android", m.deeplink_android, limits.DEEPLINK_MAX)
+        yield from _max_len(f"{q}.deeplink_ios", m.deeplink_ios, limits.DEEPLINK_MAX)
+        for i, s in enumerate(surfaces):
+            if s in DEVICE_SURFACES:
+                yield FieldViolation(
+                    f"delivery.destinations[{i}].surface",
+                    f"{SURFACE_TO_WIRE[s]} is a device surface; mobile_app_parameters apply to COMPANION",
+                )
+    elif which == "device_parameters":
+        d = content.device_parameters
+        q = f"{p}.device_parameters"
+        yield from _max_len(f"{q}.deeplink", d.deeplink, limits.DEEPLINK_MAX)
+        if d.device_serial_filters and d.product_filter:
+            yield FieldViolation(
+                f"{q}.product_filter", "device_serial_filters and product_filter are mutually exclusive"
+            )
+        for i, f in enumerate(d.device_serial_filters):
+            yield from _required(f"{q}.device_serial_filters[{i}].serial_number", f.serial_number)
+        for i, s in enumerate(surfaces):
+            if s in MOBILE_SURFACES or s not in DEVICE_SURFACES:
+                yield FieldViolation(
+                    f"delivery.destinations[{i}].surface",
+                    f"{SURFACE_TO_WIRE.get(s, s)} is not a device surface; device_parameters are for devices",
+                )
+
+
+def _delivery(config: delivery_pb2.DeliveryConfig, endpoint: str) -> Iterator[FieldViolation]:
+    p = "delivery"
+    if config.delivery_mode not in _MODES:
+        yield FieldViolation(
+            f"{p}.delivery_mode", "must be DELIVERY_MODE_BROADCAST or DELIVERY_MODE_SEQUENTIAL"
+        )
+    if not config.destinations:
+        yield FieldViolation(f"{p}.destinations", "at least one destination is required")
+    seen: dict[int, int] = {}
+    priorities: dict[int, int] = {}
+    valid_surfaces: list[int] = []
+    for i, dest in enumerate(config.destinations):
+        q = f"{p}.destinations[{i}]"
+        if dest.surface not in SURFACE_TO_WIRE:
+            yield FieldViolation(f"{q}.surface", "must be a known surface, not SURFACE_UNSPECIFIED")
+        elif dest.surface in seen:
+            yield FieldViolation(f"{q}.surface", f"duplicate of destinations[{seen[dest.surface]}]")
+        else:
+            seen[dest.surface] = i
+        valid_surfaces.append(dest.surface)
+        if dest.channel and dest.channel not in CHANNEL_TO_WIRE:
+            yield FieldViolation(f"{q}.channel", "must be a known channel or unset")
+        if config.delivery_mode == delivery_pb2.DELIVERY_MODE_SEQUENTIAL and dest.HasField("priority"):
+            if dest.priority in priorities:
+                yield FieldViolation(
+                    f"{q}.priority", f"same priority as destinations[{priorities[dest.priority]}]"
+                )
+            priorities[dest.priority] = i
+    if not config.HasField("template_content"):
+        yield FieldViolation(f"{p}.template_content", "required")
+    else:
+        yield from _template(config.template_content, valid_surfaces)
+    if config.HasField("time_frame"):
+        yield from _time_frame(config.time_frame)
+    if endpoint == "lite":
+        if len(config.destinations) > 1:
+            yield FieldViolation(f"{p}.destinations", "the lite endpoint takes exactly one destination")
+        if config.HasField("time_frame"):
+            yield FieldViolation(f"{p}.time_frame", "the lite endpoint has no time frame")
+
+
+def validate_send(req: push_service_pb2.SendRequest, endpoint: str = "extended") -> list[FieldViolation]:
+    """All violations of `req`, in field order; empty when the request may go upstream."""
+    out: list[FieldViolation] = []
+    out += _required("project_id", req.project_id)
+    out += _max_len("project_id", req.project_id, limits.PROJECT_ID_MAX)
+    out += _required("sub", req.sub)
+    out += _max_len("sub", req.sub, limits.SUB_MAX)
+    if req.HasField("application"):
+        out += _required("application.app_id", req.application.app_id)
+        out += _required("application.version_id", req.application.version_id)
+    if req.HasField("credentials"):
+        if req.profile:
+            out.append(FieldViolation("credentials", "set either profile or credentials, not both"))
+        out += _required("credentials.client_id", req.credentials.client_id)
+        out += _required("credentials.secret", req.credentials.secret)
+    if not req.HasField("delivery"):
+        out.append(FieldViolation("delivery", "required"))
+    else:
+        out += _delivery(req.delivery, endpoint)
+    out += _max_len("idempotency_key", req.idempotency_key, limits.IDEMPOTENCY_KEY_MAX)
+    if req.callback_url:
+        out += _max_len("callback_url", req.callback_url, limits.CALLBACK_URL_MAX)
+        parts = urlsplit(req.callback_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            out.append(FieldViolation("callback_url", "must be an absolute http(s) URL"))
+    return out
