@@ -139,9 +139,7 @@ def build_send_request(args: argparse.Namespace) -> push_service_pb2.SendRequest
         )
     elif args.deeplink or args.product_filter:
         content.device_parameters.CopyFrom(
-            template_pb2.DeviceParameters(
-                deeplink=args.deeplink or "", product_filter=args.product_filter or ""
-            )
+            template_pb2.DeviceParameters(deeplink=args.deeplink or "", product_filter=args.product_filter or "")
         )
     mode = {
         "broadcast": delivery_pb2.DELIVERY_MODE_BROADCAST,
@@ -194,9 +192,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the gateway")
     s.add_argument("--listen", help="HOST:PORT (default from settings: 127.0.0.1:50051)")
     s.add_argument("--config", help="YAML settings file (also SMARTPUSH_GATEWAY_CONFIG)")
-    s.add_argument(
-        "--emulator", action="store_true", help="start the SmartPush emulator in-process and use it"
-    )
+    s.add_argument("--emulator", action="store_true", help="start the SmartPush emulator in-process and use it")
     s.add_argument("--log-format", choices=["json", "text", "auto"])
     s.set_defaults(func=cmd_serve)
 

@@ -103,9 +103,7 @@ class SmartPushSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="SMARTPUSH_GATEWAY_", env_nested_delimiter="__", extra="forbid"
-    )
+    model_config = SettingsConfigDict(env_prefix="SMARTPUSH_GATEWAY_", env_nested_delimiter="__", extra="forbid")
 
     listen: str = "127.0.0.1:50051"
     # Serve TLS when both are set; add a client CA bundle to require client certificates (mTLS).

@@ -101,9 +101,7 @@ async def start_gateway(
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(SERVICE_NAMES, server)
     creds = _credentials(settings)
-    port = (
-        server.add_secure_port(settings.listen, creds) if creds else server.add_insecure_port(settings.listen)
-    )
+    port = server.add_secure_port(settings.listen, creds) if creds else server.add_insecure_port(settings.listen)
     await server.start()
     for service in ("", PUSH_SERVICE):
         await health.set(service, health_pb2.HealthCheckResponse.SERVING)

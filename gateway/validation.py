@@ -123,9 +123,7 @@ def _template(content: template_pb2.TemplateContent, surfaces: list[int]) -> Ite
 def _delivery(config: delivery_pb2.DeliveryConfig, endpoint: str) -> Iterator[FieldViolation]:
     p = "delivery"
     if config.delivery_mode not in _MODES:
-        yield FieldViolation(
-            f"{p}.delivery_mode", "must be DELIVERY_MODE_BROADCAST or DELIVERY_MODE_SEQUENTIAL"
-        )
+        yield FieldViolation(f"{p}.delivery_mode", "must be DELIVERY_MODE_BROADCAST or DELIVERY_MODE_SEQUENTIAL")
     if not config.destinations:
         yield FieldViolation(f"{p}.destinations", "at least one destination is required")
     seen: dict[int, int] = {}
@@ -144,9 +142,7 @@ def _delivery(config: delivery_pb2.DeliveryConfig, endpoint: str) -> Iterator[Fi
             yield FieldViolation(f"{q}.channel", "must be a known channel or unset")
         if config.delivery_mode == delivery_pb2.DELIVERY_MODE_SEQUENTIAL and dest.HasField("priority"):
             if dest.priority in priorities:
-                yield FieldViolation(
-                    f"{q}.priority", f"same priority as destinations[{priorities[dest.priority]}]"
-                )
+                yield FieldViolation(f"{q}.priority", f"same priority as destinations[{priorities[dest.priority]}]")
             priorities[dest.priority] = i
     if not config.HasField("template_content"):
         yield FieldViolation(f"{p}.template_content", "required")

@@ -69,9 +69,7 @@ def generate_python(out: Path) -> None:
 
 def _tree(path: Path) -> dict[str, Path]:
     return {
-        str(p.relative_to(path)): p
-        for p in sorted(path.rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts
+        str(p.relative_to(path)): p for p in sorted(path.rglob("*")) if p.is_file() and "__pycache__" not in p.parts
     }
 
 

@@ -27,7 +27,7 @@ class PushServicer(push_service_pb2_grpc.PushServiceServicer):
         self._sender = sender
         self._clock = clock
 
-    async def Send(  # noqa: N802 - the gRPC method name
+    async def Send(
         self, request: push_service_pb2.SendRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> push_service_pb2.SendResponse:
         start = self._clock.monotonic()

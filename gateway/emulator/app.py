@@ -29,6 +29,7 @@ from aiohttp import web
 from gateway.config import EXTENDED_PATH, LITE_PATH, TOKEN_PATH
 from gateway.emulator.checks import Verdict, check_extended, lite_as_extended
 from gateway.emulator.state import EmulatorConfig, EmulatorState, FaultDecision, Faults, QueuedFault
+from gateway.smartpush import status_codes
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$")
 _SCOPE = re.compile(r"^[A-Z_]+( [A-Z_]+)*$")
@@ -43,9 +44,7 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=_dumps(body).encode(), status=status, content_type="application/json", headers=headers
-    )
+    return web.Response(body=_dumps(body).encode(), status=status, content_type="application/json", headers=headers)
 
 
 def _auth_scheme(header: str) -> str:
@@ -84,9 +83,7 @@ class Emulator:
                 request.transport.abort()
             return decision, web.Response(status=500)
         if decision.http_status is not None:
-            headers = (
-                {"Retry-After": str(decision.retry_after_s)} if decision.retry_after_s is not None else None
-            )
+            headers = {"Retry-After": str(decision.retry_after_s)} if decision.retry_after_s is not None else None
             body = {"code": decision.http_status, "message": "injected fault"}
             return decision, _json(body, decision.http_status, headers)
         return decision, None
@@ -98,14 +95,10 @@ class Emulator:
             self._record("token", request, None, injected.status)
             return injected
         status, body = self._token_answer(request, raw, decision)
-        self._record(
-            "token", request, {"scope": parse_qs(raw.decode(errors="replace")).get("scope", [""])[0]}, status
-        )
+        self._record("token", request, {"scope": parse_qs(raw.decode(errors="replace")).get("scope", [""])[0]}, status)
         return _json(body, status)
 
-    def _token_answer(
-        self, request: web.Request, raw: bytes, decision: FaultDecision
-    ) -> tuple[int, dict[str, Any]]:
+    def _token_answer(self, request: web.Request, raw: bytes, decision: FaultDecision) -> tuple[int, dict[str, Any]]:
         if decision.token_error_code is not None:
             code = decision.token_error_code
             status, message = _TOKEN_ERRORS.get(code, (400, "error"))
@@ -193,7 +186,7 @@ class Emulator:
             dest = dests[i] if isinstance(dests[i], dict) else {}
             surface = dest.get("surface", "")
             code = verdict.codes[i] if i < len(verdict.codes) else verdict.codes[0]
-            text = "success" if code == 0 else "rejected"
+            text = "success" if code == 0 else status_codes.lookup(code).meaning
             validation.append({"surface": surface, "status": {"code": code, "descr": text}})
             if code == 0:
                 device = f"{str(surface).lower()}-{uuid.uuid5(uuid.NAMESPACE_OID, sub).hex[:12]}"

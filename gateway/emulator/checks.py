@@ -159,11 +159,7 @@ def check_extended(body: Any, cfg: EmulatorConfig) -> tuple[Verdict, list[Any], 
     sender = payload.get("sender") if isinstance(payload.get("sender"), dict) else {}
     assert isinstance(sender, dict)
     project: str = sender["projectId"] if _str(sender.get("projectId")) else ""
-    client = (
-        (payload.get("recipient") or {}).get("clientId")
-        if isinstance(payload.get("recipient"), dict)
-        else None
-    )
+    client = (payload.get("recipient") or {}).get("clientId") if isinstance(payload.get("recipient"), dict) else None
     sub: str = client["id"] if isinstance(client, dict) and _str(client.get("id")) else ""
     mode: str = dc["deliveryMode"] if _str(dc.get("deliveryMode")) else ""
     if not _str(body.get("protocolVersion"), 16) or not body.get("protocolVersion"):
@@ -181,9 +177,7 @@ def check_extended(body: Any, cfg: EmulatorConfig) -> tuple[Verdict, list[Any], 
     if not project:
         return whole(1000, "payload.sender.projectId", "projectId is required", n), dests, project, sub, mode
     app = sender.get("application")
-    if app is not None and not (
-        isinstance(app, dict) and _str(app.get("appId")) and _str(app.get("versionId"))
-    ):
+    if app is not None and not (isinstance(app, dict) and _str(app.get("appId")) and _str(app.get("versionId"))):
         return (
             whole(1000, "payload.sender.application", "appId and versionId are required", n),
             dests,

@@ -31,9 +31,7 @@ class TemplateConfig(BaseModel):
 
 
 class EmulatorConfig(BaseModel):
-    clients: dict[str, ClientConfig] = Field(
-        default_factory=lambda: {DEMO_CLIENT_ID: ClientConfig(secret=DEMO_SECRET)}
-    )
+    clients: dict[str, ClientConfig] = Field(default_factory=lambda: {DEMO_CLIENT_ID: ClientConfig(secret=DEMO_SECRET)})
     token_ttl_s: float = 1800.0
     # `expires_at` in epoch milliseconds (the gateway's documented unit) or seconds.
     expires_at_unit: Literal["ms", "s"] = "ms"

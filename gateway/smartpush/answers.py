@@ -73,9 +73,7 @@ def _upstream_violations(envelope: dict[str, Any]) -> list[FieldViolation]:
     return out
 
 
-def classify(
-    http_status: int, body: bytes, surfaces: Sequence[int], rq_uid: str, *, sequential: bool
-) -> Outcome:
+def classify(http_status: int, body: bytes, surfaces: Sequence[int], rq_uid: str, *, sequential: bool) -> Outcome:
     """Results in request order, or the error for an answer in which nothing was delivered."""
     try:
         envelope = json.loads(body) if body else {}
@@ -84,9 +82,7 @@ def classify(
             f"SmartPush answered HTTP {http_status} with a body that is not JSON", rq_uid, http_status
         ) from None
     if not isinstance(envelope, dict):
-        raise _bad_response(
-            f"SmartPush answered HTTP {http_status} with unexpected JSON", rq_uid, http_status
-        )
+        raise _bad_response(f"SmartPush answered HTTP {http_status} with unexpected JSON", rq_uid, http_status)
     payload = envelope.get("payload") if isinstance(envelope.get("payload"), dict) else {}
     assert isinstance(payload, dict)
     by_surface = {s: DestinationOutcome(surface=s) for s in surfaces}
@@ -114,9 +110,7 @@ def classify(
         dest.reported = True
         for dev in _as_list(item.get("deviceStatuses")):
             dcode, dtext = _status(dev)
-            dest.devices.append(
-                DeviceResult(str(dev.get("deviceId", "")), str(dev.get("product", "")), dcode, dtext)
-            )
+            dest.devices.append(DeviceResult(str(dev.get("deviceId", "")), str(dev.get("product", "")), dcode, dtext))
     outcome = Outcome(str(envelope.get("responseId", "")), [by_surface[s] for s in surfaces])
     reported = [d for d in outcome.destinations if d.reported]
 

@@ -92,9 +92,7 @@ class SmartPushClient:
                     )
                     payload = response.content
             except TimeoutError:
-                raise deadline_exceeded(
-                    rq_uid, "the caller's deadline passed while SmartPush was answering"
-                ) from None
+                raise deadline_exceeded(rq_uid, "the caller's deadline passed while SmartPush was answering") from None
             except httpx.TransportError as exc:
                 failure = _Failure("transport", type(exc).__name__)
             else:

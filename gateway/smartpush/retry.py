@@ -7,9 +7,7 @@ import random
 from collections.abc import Callable
 
 
-def backoff_delay(
-    attempt: int, initial: float, cap: float, rand: Callable[[], float] = random.random
-) -> float:
+def backoff_delay(attempt: int, initial: float, cap: float, rand: Callable[[], float] = random.random) -> float:
     """Full jitter: uniform in [0, min(cap, initial * 2**attempt)]."""
     return float(rand()) * min(cap, initial * (2.0**attempt))
 

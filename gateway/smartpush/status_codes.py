@@ -28,18 +28,12 @@ STATUS_CODES: dict[int, Mapping] = {
     1009: Mapping(_INVALID, e.ERROR_REASON_PARAMETERS_SURFACE_MISMATCH, "parameters do not fit the surface"),
     1012: Mapping(_INVALID, e.ERROR_REASON_SUB_FORMAT_INVALID, "sub format invalid"),
     1013: Mapping(grpc.StatusCode.FAILED_PRECONDITION, e.ERROR_REASON_PUSH_NOT_ENABLED, "push not enabled"),
-    1014: Mapping(
-        grpc.StatusCode.RESOURCE_EXHAUSTED, e.ERROR_REASON_QUOTA_EXCEEDED, "overall limit exceeded"
-    ),
+    1014: Mapping(grpc.StatusCode.RESOURCE_EXHAUSTED, e.ERROR_REASON_QUOTA_EXCEEDED, "overall limit exceeded"),
     1015: Mapping(_INVALID, e.ERROR_REASON_FILTERS_CONFLICT, "serial and product filter both set"),
     # 1016/1017 are split differently by S4 and salutejs (reference §5.3): both are template problems.
-    1016: Mapping(
-        grpc.StatusCode.FAILED_PRECONDITION, e.ERROR_REASON_TEMPLATE_NOT_FOUND, "template not found"
-    ),
+    1016: Mapping(grpc.StatusCode.FAILED_PRECONDITION, e.ERROR_REASON_TEMPLATE_NOT_FOUND, "template not found"),
     1017: Mapping(_INVALID, e.ERROR_REASON_TEMPLATE_VARIABLES_MISMATCH, "template variables mismatch"),
-    1018: Mapping(
-        grpc.StatusCode.RESOURCE_EXHAUSTED, e.ERROR_REASON_USER_QUOTA_EXCEEDED, "per-user limit exceeded"
-    ),
+    1018: Mapping(grpc.StatusCode.RESOURCE_EXHAUSTED, e.ERROR_REASON_USER_QUOTA_EXCEEDED, "per-user limit exceeded"),
 }
 UNKNOWN_STATUS = Mapping(
     grpc.StatusCode.INTERNAL, e.ERROR_REASON_UPSTREAM_STATUS_UNKNOWN, "unknown SmartPush status code"

@@ -131,9 +131,7 @@ class TokenProvider:
             )
             body = response.json() if response.content else {}
         except (httpx.HTTPError, ValueError) as exc:
-            raise _unavailable(
-                f"token endpoint unreachable or unreadable ({type(exc).__name__})", rq_uid
-            ) from None
+            raise _unavailable(f"token endpoint unreachable or unreadable ({type(exc).__name__})", rq_uid) from None
         if not isinstance(body, dict):
             raise _unavailable(f"token endpoint answered HTTP {response.status_code} without JSON", rq_uid)
         access = body.get("access_token")
@@ -169,6 +167,4 @@ def _safe(message: object) -> str:
 
 
 def _unavailable(message: str, rq_uid: str) -> GatewayError:
-    return GatewayError(
-        grpc.StatusCode.UNAVAILABLE, errors_pb2.ERROR_REASON_TOKEN_UNAVAILABLE, message, rq_uid=rq_uid
-    )
+    return GatewayError(grpc.StatusCode.UNAVAILABLE, errors_pb2.ERROR_REASON_TOKEN_UNAVAILABLE, message, rq_uid=rq_uid)

@@ -49,9 +49,7 @@ class GatewayCallError(Exception):
             "reason": self.reason,
             "domain": self.domain,
             "metadata": self.metadata,
-            "field_violations": [
-                {"field": v.field, "description": v.description} for v in self.field_violations
-            ],
+            "field_violations": [{"field": v.field, "description": v.description} for v in self.field_violations],
             "retry_after_s": self.retry_after_s,
             "quota_violations": [{"subject": s, "description": d} for s, d in self.quota_violations],
         }

@@ -1,0 +1,113 @@
+"""Shared test helpers: an emulator admin client over real HTTP, a controllable clock, request builders."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+from smartpush.gateway.v1 import delivery_pb2, push_service_pb2, template_pb2
+
+from gateway.emulator import DEMO_TEMPLATE_ID
+
+PROJECT = "1e1b2a4c-8f52-4b43-9c1e-3a2f0f1b7d11"
+SUB = "ab" * 40  # the 80-hex-character shape of the reference's examples
+
+
+class EmulatorAdmin:
+    """The emulator's `/_emulator/` API, called over HTTP like any other user would."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._http = httpx.AsyncClient(base_url=url + "/_emulator", timeout=5.0)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def requests(self, endpoint: str | None = None) -> list[dict[str, Any]]:
+        params = {"endpoint": endpoint} if endpoint else None
+        r = await self._http.get("/requests", params=params)
+        r.raise_for_status()
+        result: list[dict[str, Any]] = r.json()
+        return result
+
+    async def stats(self) -> dict[str, int]:
+        r = await self._http.get("/stats")
+        r.raise_for_status()
+        result: dict[str, int] = r.json()
+        return result
+
+    async def sends(self) -> list[dict[str, Any]]:
+        return await self.requests("send")
+
+    async def config(self, **fields: Any) -> dict[str, Any]:
+        r = await self._http.patch("/config", json=fields)
+        r.raise_for_status()
+        result: dict[str, Any] = r.json()
+        return result
+
+    async def faults(self, **fields: Any) -> None:
+        (await self._http.put("/faults", json=fields)).raise_for_status()
+
+    async def next_fault(self, **fields: Any) -> None:
+        (await self._http.post("/faults/next", json=fields)).raise_for_status()
+
+    async def expire_tokens(self) -> None:
+        (await self._http.post("/tokens/expire")).raise_for_status()
+
+    async def reset(self) -> None:
+        (await self._http.post("/reset")).raise_for_status()
+        (await self._http.delete("/faults")).raise_for_status()
+
+
+class ShiftClock:
+    """Real time plus an offset the test moves; `sleep` advances the offset instead of waiting."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.offset += seconds
+        await asyncio.sleep(0)
+
+
+def send_request(
+    *surfaces: int,
+    mode: int = delivery_pb2.DELIVERY_MODE_BROADCAST,
+    template_id: str = DEMO_TEMPLATE_ID,
+    **fields: Any,
+) -> push_service_pb2.SendRequest:
+    """A valid request for the demo template; keyword fields override SendRequest fields."""
+    req = push_service_pb2.SendRequest(
+        project_id=PROJECT,
+        sub=SUB,
+        delivery=delivery_pb2.DeliveryConfig(
+            delivery_mode=mode,  # type: ignore[arg-type]
+            destinations=[
+                delivery_pb2.Destination(surface=s)  # type: ignore[arg-type]
+                for s in (surfaces or (delivery_pb2.SURFACE_COMPANION,))
+            ],
+            template_content=template_pb2.TemplateContent(id=template_id),
+        ),
+    )
+    for name, value in fields.items():
+        if isinstance(value, (str, bool)):
+            setattr(req, name, value)
+        else:
+            getattr(req, name).CopyFrom(value)
+    return req
+
+
+def unwrap(body: dict[str, Any]) -> dict[str, Any]:
+    inner = body.get("requestPayload", body)
+    assert isinstance(inner, dict)
+    return inner
