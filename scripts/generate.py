@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PROTO = ROOT / "proto"
 # Generated Python lives once, in the client distribution; the server imports it from there.
-PY_OUT = ROOT / "clients" / "python" / "src"
+PY_SUBDIR = Path("clients") / "python" / "src"
 PY_PACKAGE = Path("smartpush") / "gateway" / "v1"
 
 # The generator versions are part of the output: pin them and refuse others.
@@ -33,11 +33,11 @@ def _check_toolchain() -> None:
             sys.exit(f"generate: {dist} {have} installed, {want} pinned; run `make venv`")
 
 
-def _protos() -> list[str]:
-    return sorted(str(p.relative_to(PROTO)) for p in (PROTO / PY_PACKAGE).glob("*.proto"))
+def _protos(proto: Path) -> list[str]:
+    return sorted(str(p.relative_to(proto)) for p in (proto / PY_PACKAGE).glob("*.proto"))
 
 
-def generate_python(out: Path) -> None:
+def generate_python(out: Path, proto: Path = PROTO) -> None:
     import grpc_tools
 
     include = Path(grpc_tools.__file__).parent / "_proto"
@@ -50,7 +50,7 @@ def generate_python(out: Path) -> None:
         sys.executable,
         "-m",
         "grpc_tools.protoc",
-        f"-I{PROTO}",
+        f"-I{proto}",
         f"-I{include}",
         f"--plugin=protoc-gen-mypy={bin_dir / 'protoc-gen-mypy'}",
         f"--plugin=protoc-gen-mypy_grpc={bin_dir / 'protoc-gen-mypy_grpc'}",
@@ -58,9 +58,11 @@ def generate_python(out: Path) -> None:
         f"--grpc_python_out={out}",
         f"--mypy_out={out}",
         f"--mypy_grpc_out={out}",
-        *_protos(),
+        *_protos(proto),
     ]
-    subprocess.run(cmd, check=True, cwd=PROTO)
+    done = subprocess.run(cmd, check=False, cwd=proto, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"protoc failed:\n{done.stdout}{done.stderr}")
     # Package markers so the stubs import as `smartpush.gateway.v1`.
     for pkg in (out / "smartpush", out / "smartpush" / "gateway", target):
         (pkg / "__init__.py").write_text('"""Generated from proto/ by scripts/generate.py; do not edit."""\n')
@@ -73,13 +75,13 @@ def _tree(path: Path) -> dict[str, Path]:
     }
 
 
-def check_python() -> list[str]:
+def check_python(root: Path = ROOT) -> list[str]:
     problems: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp)
-        generate_python(fresh)
+        generate_python(fresh, root / "proto")
         want = _tree(fresh / "smartpush")
-        have = _tree(PY_OUT / "smartpush")
+        have = _tree(root / PY_SUBDIR / "smartpush")
         for name in sorted(set(want) | set(have)):
             if name not in have:
                 problems.append(f"missing generated file smartpush/{name}")
@@ -99,10 +101,11 @@ def check_python() -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if committed stubs are stale")
+    parser.add_argument("--root", type=Path, default=ROOT, help="repository root (default: this checkout)")
     args = parser.parse_args()
     _check_toolchain()
     if args.check:
-        problems = check_python()
+        problems = check_python(args.root)
         for p in problems:
             print(f"generate --check: {p}", file=sys.stderr)
         if problems:
@@ -110,8 +113,9 @@ def main() -> int:
             return 1
         print("generated code is up to date")
         return 0
-    generate_python(PY_OUT)
-    print(f"generated Python stubs in {PY_OUT / PY_PACKAGE}")
+    out = args.root / PY_SUBDIR
+    generate_python(out, args.root / "proto")
+    print(f"generated Python stubs in {out / PY_PACKAGE}")
     return 0
 
 

@@ -8,13 +8,12 @@ from typing import Any
 import grpc
 import pytest
 from pydantic import SecretStr
-from smartpush.gateway.v1 import push_service_pb2_grpc
 
 from gateway.clock import Clock
 from gateway.config import ProfileSettings, Settings, SmartPushSettings
 from gateway.emulator import DEMO_CLIENT_ID, DEMO_SECRET, EmulatorServer, start_emulator
 from gateway.server import Gateway, start_gateway
-from tests.helpers import EmulatorAdmin
+from tests.helpers import AsyncStub, EmulatorAdmin, async_stub
 
 GatewayFactory = Callable[..., Awaitable[Gateway]]
 
@@ -74,5 +73,5 @@ async def channel(gateway: Gateway) -> AsyncIterator[grpc.aio.Channel]:
 
 
 @pytest.fixture
-def stub(channel: grpc.aio.Channel) -> push_service_pb2_grpc.PushServiceStub:
-    return push_service_pb2_grpc.PushServiceStub(channel)
+def stub(channel: grpc.aio.Channel) -> AsyncStub:
+    return async_stub(channel)

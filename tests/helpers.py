@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
+import grpc
 import httpx
-from smartpush.gateway.v1 import delivery_pb2, push_service_pb2, template_pb2
+from smartpush.gateway.v1 import delivery_pb2, push_service_pb2, push_service_pb2_grpc, template_pb2
 
 from gateway.emulator import DEMO_TEMPLATE_ID
+
+if TYPE_CHECKING:
+    from smartpush.gateway.v1.push_service_pb2_grpc import PushServiceAsyncStub
+
+    AsyncStub: TypeAlias = PushServiceAsyncStub
+else:
+    AsyncStub = object
+
+
+def async_stub(channel: grpc.aio.Channel) -> AsyncStub:
+    """The generated stub on an aio channel (typed as mypy-protobuf's `PushServiceAsyncStub`, a .pyi-only name)."""
+    return push_service_pb2_grpc.PushServiceStub(channel)
+
 
 PROJECT = "1e1b2a4c-8f52-4b43-9c1e-3a2f0f1b7d11"
 SUB = "ab" * 40  # the 80-hex-character shape of the reference's examples

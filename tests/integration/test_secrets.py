@@ -9,14 +9,14 @@ import grpc
 import pytest
 from pydantic import SecretStr
 from smartpush.gateway.v1 import delivery_pb2 as d
-from smartpush.gateway.v1 import push_service_pb2, push_service_pb2_grpc
+from smartpush.gateway.v1 import push_service_pb2
 from smartpush_gateway_client.errors import decode
 
 from gateway.config import ProfileSettings
 from gateway.emulator import DEMO_CLIENT_ID, DEMO_SECRET, EmulatorServer
 from gateway.logs import JsonFormatter, TextFormatter
 from tests.conftest import GatewayFactory
-from tests.helpers import EmulatorAdmin, send_request
+from tests.helpers import EmulatorAdmin, async_stub, send_request
 
 INLINE_ID, INLINE_SECRET = "inline-client", "inline-s3cr3t-value"
 
@@ -40,7 +40,7 @@ async def test_no_secret_or_token_in_logs_or_errors(
     )
     errors: list[str] = []
     async with grpc.aio.insecure_channel(gw.address) as ch:
-        stub = push_service_pb2_grpc.PushServiceStub(ch)
+        stub = async_stub(ch)
         await stub.Send(send_request(d.SURFACE_COMPANION), timeout=5)
         inline = push_service_pb2.Credentials(client_id=INLINE_ID, secret=INLINE_SECRET)
         await stub.Send(send_request(credentials=inline), timeout=5)

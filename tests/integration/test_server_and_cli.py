@@ -12,16 +12,16 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from smartpush.gateway.v1 import push_service_pb2_grpc
 
 from gateway.emulator import DEMO_TEMPLATE_ID
-from tests.helpers import send_request
+from tests.helpers import async_stub, send_request
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -116,17 +116,17 @@ async def test_health_reflection_and_sigterm_drain() -> None:
     port = _free_port()
     argv = (str(BIN / "smartpush-gateway"), "serve", "--emulator", "--listen", f"127.0.0.1:{port}")
     async with running(*argv) as server, grpc.aio.insecure_channel(server.target) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
+        health: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stubs only know the sync stub
         for service in ("", "smartpush.gateway.v1.PushService"):
             reply = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
-        reflect = reflection_pb2_grpc.ServerReflectionStub(channel)
+        reflect: Any = reflection_pb2_grpc.ServerReflectionStub(channel)  # type: ignore[arg-type]
         replies = reflect.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
         names = {s.name async for r in replies for s in r.list_services_response.service}
         assert {"smartpush.gateway.v1.PushService", "grpc.health.v1.Health"} <= names
 
-        stub = push_service_pb2_grpc.PushServiceStub(channel)
+        stub = async_stub(channel)
         await stub.Send(send_request(), timeout=5)  # warm the token
         async with httpx.AsyncClient() as http:
             fault = {"latency_ms": 800, "count": 1}

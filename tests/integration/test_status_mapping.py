@@ -6,13 +6,13 @@ import grpc
 import pytest
 from pydantic import SecretStr
 from smartpush.gateway.v1 import delivery_pb2 as d
-from smartpush.gateway.v1 import push_service_pb2, push_service_pb2_grpc
+from smartpush.gateway.v1 import push_service_pb2
 from smartpush_gateway_client.errors import GatewayCallError, decode
 
 from gateway.config import ProfileSettings
 from gateway.emulator import DEMO_CLIENT_ID
 from tests.conftest import GatewayFactory
-from tests.helpers import PROJECT, EmulatorAdmin, send_request
+from tests.helpers import PROJECT, AsyncStub, EmulatorAdmin, async_stub, send_request
 
 C = grpc.StatusCode
 STATUS_TABLE = [
@@ -44,7 +44,7 @@ TOKEN_TABLE = [
 ]
 
 
-async def _fail(stub: push_service_pb2_grpc.PushServiceStub, **kw: object) -> GatewayCallError:
+async def _fail(stub: AsyncStub, **kw: object) -> GatewayCallError:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.Send(send_request(d.SURFACE_COMPANION, **kw), timeout=5)  # type: ignore[arg-type]
     return decode(caught.value)
@@ -52,7 +52,7 @@ async def _fail(stub: push_service_pb2_grpc.PushServiceStub, **kw: object) -> Ga
 
 @pytest.mark.parametrize(("status_code", "code", "reason"), STATUS_TABLE)
 async def test_status_code_mapping(
-    stub: push_service_pb2_grpc.PushServiceStub,
+    stub: AsyncStub,
     admin: EmulatorAdmin,
     status_code: int,
     code: grpc.StatusCode,
@@ -69,9 +69,7 @@ async def test_status_code_mapping(
 
 
 @pytest.mark.parametrize(("token_code", "reason"), TOKEN_TABLE)
-async def test_token_error_mapping(
-    stub: push_service_pb2_grpc.PushServiceStub, admin: EmulatorAdmin, token_code: int, reason: str
-) -> None:
+async def test_token_error_mapping(stub: AsyncStub, admin: EmulatorAdmin, token_code: int, reason: str) -> None:
     await admin.next_fault(endpoint="token", token_error_code=token_code)
     err = await _fail(stub)
     assert (err.code, err.reason) == (grpc.StatusCode.FAILED_PRECONDITION, reason)
@@ -86,12 +84,12 @@ async def test_real_wrong_secret_is_rejected_by_the_token_endpoint(
         profiles={"default": ProfileSettings(client_id=DEMO_CLIENT_ID, secret=SecretStr("not-the-secret"))}
     )
     async with grpc.aio.insecure_channel(gw.address) as ch:
-        err = await _fail(push_service_pb2_grpc.PushServiceStub(ch))
+        err = await _fail(async_stub(ch))
     assert err.reason == "ERROR_REASON_TOKEN_CREDENTIALS_REJECTED"
     assert "not-the-secret" not in err.message
 
 
-async def test_real_triggers(stub: push_service_pb2_grpc.PushServiceStub, admin: EmulatorAdmin) -> None:
+async def test_real_triggers(stub: AsyncStub, admin: EmulatorAdmin) -> None:
     await admin.config(disabled_projects=[PROJECT])
     assert (await _fail(stub)).status_code == 1013
     await admin.config(disabled_projects=[])
@@ -100,7 +98,7 @@ async def test_real_triggers(stub: push_service_pb2_grpc.PushServiceStub, admin:
     assert (await _fail(stub, template_id="t-vars")).status_code == 1017
 
 
-async def test_quotas(stub: push_service_pb2_grpc.PushServiceStub, admin: EmulatorAdmin) -> None:
+async def test_quotas(stub: AsyncStub, admin: EmulatorAdmin) -> None:
     await admin.config(per_user_limit_per_minute=2)
     for _ in range(2):
         await stub.Send(send_request(d.SURFACE_COMPANION), timeout=5)
@@ -112,7 +110,7 @@ async def test_quotas(stub: push_service_pb2_grpc.PushServiceStub, admin: Emulat
 
 
 async def test_broadcast_partial_success_is_ok_with_per_destination_codes(
-    stub: push_service_pb2_grpc.PushServiceStub, admin: EmulatorAdmin
+    stub: AsyncStub, admin: EmulatorAdmin
 ) -> None:
     await admin.config(surface_status={"SBERBOX": 1004})
     response = await stub.Send(send_request(d.SURFACE_COMPANION, d.SURFACE_SBERBOX, d.SURFACE_TV), timeout=5)
@@ -125,9 +123,7 @@ async def test_broadcast_partial_success_is_ok_with_per_destination_codes(
     assert all(r.reported for r in response.results)
 
 
-async def test_sequential_falls_through_to_the_next_priority(
-    stub: push_service_pb2_grpc.PushServiceStub, admin: EmulatorAdmin
-) -> None:
+async def test_sequential_falls_through_to_the_next_priority(stub: AsyncStub, admin: EmulatorAdmin) -> None:
     await admin.config(surface_status={"COMPANION": 1004})
     response = await stub.Send(
         send_request(d.SURFACE_COMPANION, d.SURFACE_SBERBOX, mode=d.DELIVERY_MODE_SEQUENTIAL), timeout=5
@@ -135,9 +131,7 @@ async def test_sequential_falls_through_to_the_next_priority(
     assert [(r.status_code, r.reported) for r in response.results] == [(1004, True), (0, True)]
 
 
-async def test_all_destinations_failing_is_an_error(
-    stub: push_service_pb2_grpc.PushServiceStub, admin: EmulatorAdmin
-) -> None:
+async def test_all_destinations_failing_is_an_error(stub: AsyncStub, admin: EmulatorAdmin) -> None:
     await admin.config(surface_status={"COMPANION": 1004, "SBERBOX": 1004})
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.Send(send_request(d.SURFACE_COMPANION, d.SURFACE_SBERBOX), timeout=5)
@@ -145,7 +139,7 @@ async def test_all_destinations_failing_is_an_error(
     assert (err.code, err.status_code, err.metadata["surface"]) == (grpc.StatusCode.INVALID_ARGUMENT, 1004, "COMPANION")
 
 
-async def test_unknown_profile_and_disabled_inline_credentials(stub: push_service_pb2_grpc.PushServiceStub) -> None:
+async def test_unknown_profile_and_disabled_inline_credentials(stub: AsyncStub) -> None:
     err = await _fail(stub, profile="nope")
     assert (err.code, err.reason) == (grpc.StatusCode.NOT_FOUND, "ERROR_REASON_PROFILE_NOT_FOUND")
     err = await _fail(stub, credentials=push_service_pb2.Credentials(client_id="x", secret="y"))

@@ -7,15 +7,14 @@ import asyncio
 import grpc
 import pytest
 from smartpush.gateway.v1 import delivery_pb2 as d
-from smartpush.gateway.v1 import push_service_pb2_grpc
 from smartpush_gateway_client.errors import decode
 
 from tests.conftest import GatewayFactory
-from tests.helpers import EmulatorAdmin, ShiftClock, send_request
+from tests.helpers import AsyncStub, EmulatorAdmin, ShiftClock, async_stub, send_request
 
 
 async def test_200_concurrent_sends_on_a_cold_gateway_cause_one_token_request(
-    stub: push_service_pb2_grpc.PushServiceStub, admin: EmulatorAdmin
+    stub: AsyncStub, admin: EmulatorAdmin
 ) -> None:
     results = await asyncio.gather(
         *(stub.Send(send_request(d.SURFACE_COMPANION, sub=f"user-{i}"), timeout=20) for i in range(200))
@@ -31,7 +30,7 @@ async def test_token_near_expiry_is_refreshed_ahead_of_time(make_gateway: Gatewa
     clock = ShiftClock()
     gw = await make_gateway(clock=clock)
     async with grpc.aio.insecure_channel(gw.address) as ch:
-        stub = push_service_pb2_grpc.PushServiceStub(ch)
+        stub = async_stub(ch)
         await stub.Send(send_request(), timeout=5)
         clock.offset = 50.0  # half the lifetime: still fresh
         await stub.Send(send_request(), timeout=5)
@@ -54,15 +53,13 @@ async def test_expires_at_in_seconds_is_understood(make_gateway: GatewayFactory,
     await admin.config(expires_at_unit="s", token_ttl_s=600)
     gw = await make_gateway()
     async with grpc.aio.insecure_channel(gw.address) as ch:
-        stub = push_service_pb2_grpc.PushServiceStub(ch)
+        stub = async_stub(ch)
         for _ in range(3):
             await stub.Send(send_request(), timeout=5)
     assert (await admin.stats())["token"] == 1
 
 
-async def test_401_causes_one_refresh_and_one_retry(
-    stub: push_service_pb2_grpc.PushServiceStub, admin: EmulatorAdmin
-) -> None:
+async def test_401_causes_one_refresh_and_one_retry(stub: AsyncStub, admin: EmulatorAdmin) -> None:
     await stub.Send(send_request(), timeout=5)
     await admin.expire_tokens()
     response = await stub.Send(send_request(), timeout=5)
@@ -74,9 +71,7 @@ async def test_401_causes_one_refresh_and_one_retry(
     assert {r["rq_uid"] for r in last_two} == {response.rq_uid}
 
 
-async def test_persistent_401_is_unavailable_upstream_auth(
-    stub: push_service_pb2_grpc.PushServiceStub, admin: EmulatorAdmin
-) -> None:
+async def test_persistent_401_is_unavailable_upstream_auth(stub: AsyncStub, admin: EmulatorAdmin) -> None:
     await admin.next_fault(http_status=401, count=2)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.Send(send_request(), timeout=5)
@@ -86,9 +81,7 @@ async def test_persistent_401_is_unavailable_upstream_auth(
     assert (await admin.stats())["token"] == 2
 
 
-async def test_503_is_retried_with_the_same_rq_uid(
-    stub: push_service_pb2_grpc.PushServiceStub, admin: EmulatorAdmin
-) -> None:
+async def test_503_is_retried_with_the_same_rq_uid(stub: AsyncStub, admin: EmulatorAdmin) -> None:
     await admin.next_fault(http_status=503, count=2)
     response = await stub.Send(send_request(), timeout=5)
     sends = await admin.sends()
@@ -96,7 +89,7 @@ async def test_503_is_retried_with_the_same_rq_uid(
     assert {s["rq_uid"] for s in sends} == {response.rq_uid}
 
 
-async def test_dropped_connection_is_retried(stub: push_service_pb2_grpc.PushServiceStub, admin: EmulatorAdmin) -> None:
+async def test_dropped_connection_is_retried(stub: AsyncStub, admin: EmulatorAdmin) -> None:
     await admin.next_fault(drop=True)
     response = await stub.Send(send_request(), timeout=5)
     assert response.results[0].status_code == 0
@@ -109,7 +102,7 @@ async def test_429_honours_retry_after(make_gateway: GatewayFactory, admin: Emul
     gw = await make_gateway(clock=clock)
     await admin.next_fault(http_status=429, retry_after_s=3)
     async with grpc.aio.insecure_channel(gw.address) as ch:
-        response = await push_service_pb2_grpc.PushServiceStub(ch).Send(send_request(), timeout=30)
+        response = await async_stub(ch).Send(send_request(), timeout=30)
     sends = await admin.sends()
     assert [s["status"] for s in sends] == [429, 200]
     assert {s["rq_uid"] for s in sends} == {response.rq_uid}
@@ -117,9 +110,7 @@ async def test_429_honours_retry_after(make_gateway: GatewayFactory, admin: Emul
     assert clock.sleeps[0] >= 3.0
 
 
-async def test_retry_after_beyond_the_deadline_is_not_waited_for(
-    stub: push_service_pb2_grpc.PushServiceStub, admin: EmulatorAdmin
-) -> None:
+async def test_retry_after_beyond_the_deadline_is_not_waited_for(stub: AsyncStub, admin: EmulatorAdmin) -> None:
     await admin.next_fault(http_status=429, retry_after_s=30)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.Send(send_request(), timeout=2)
@@ -129,9 +120,7 @@ async def test_retry_after_beyond_the_deadline_is_not_waited_for(
     assert len(await admin.sends()) == 1
 
 
-async def test_5xx_until_attempts_run_out_is_unavailable(
-    stub: push_service_pb2_grpc.PushServiceStub, admin: EmulatorAdmin
-) -> None:
+async def test_5xx_until_attempts_run_out_is_unavailable(stub: AsyncStub, admin: EmulatorAdmin) -> None:
     await admin.next_fault(http_status=502, count=10, retry_after_s=0)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.Send(send_request(), timeout=10)
@@ -141,9 +130,7 @@ async def test_5xx_until_attempts_run_out_is_unavailable(
     assert len(await admin.sends()) == 4
 
 
-async def test_deadline_shorter_than_upstream_latency(
-    stub: push_service_pb2_grpc.PushServiceStub, admin: EmulatorAdmin
-) -> None:
+async def test_deadline_shorter_than_upstream_latency(stub: AsyncStub, admin: EmulatorAdmin) -> None:
     await stub.Send(send_request(), timeout=5)  # warm token
     await admin.next_fault(latency_ms=1500)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -151,9 +138,7 @@ async def test_deadline_shorter_than_upstream_latency(
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
-async def test_idempotency_key_replays_and_guards(
-    stub: push_service_pb2_grpc.PushServiceStub, admin: EmulatorAdmin
-) -> None:
+async def test_idempotency_key_replays_and_guards(stub: AsyncStub, admin: EmulatorAdmin) -> None:
     first = await stub.Send(send_request(idempotency_key="order-42"), timeout=5)
     again = await stub.Send(send_request(idempotency_key="order-42"), timeout=5)
     assert (first.replayed, again.replayed) == (False, True)

@@ -7,10 +7,10 @@ from collections.abc import Callable
 import grpc
 import pytest
 from smartpush.gateway.v1 import delivery_pb2 as d
-from smartpush.gateway.v1 import push_service_pb2, push_service_pb2_grpc, template_pb2
+from smartpush.gateway.v1 import push_service_pb2, template_pb2
 from smartpush_gateway_client.errors import decode
 
-from tests.helpers import EmulatorAdmin, send_request
+from tests.helpers import AsyncStub, EmulatorAdmin, send_request
 
 Req = push_service_pb2.SendRequest
 Mutate = Callable[[Req], None]
@@ -59,7 +59,7 @@ def _set(path: str, value: object) -> Mutate:
 
 def _add_destination(surface: int, **fields: int) -> Mutate:
     def mutate(req: Req) -> None:
-        req.delivery.destinations.add(surface=surface, **fields)  # type: ignore[arg-type]
+        req.delivery.destinations.add(surface=surface, **fields)
 
     return mutate
 
@@ -159,7 +159,7 @@ CASES: list[tuple[str, Mutate, str]] = [
 
 @pytest.mark.parametrize(("mutate", "field"), [(m, f) for _, m, f in CASES], ids=[c[0] for c in CASES])
 async def test_rule_rejected_with_field_path_and_nothing_sent(
-    stub: push_service_pb2_grpc.PushServiceStub, admin: EmulatorAdmin, mutate: Mutate, field: str
+    stub: AsyncStub, admin: EmulatorAdmin, mutate: Mutate, field: str
 ) -> None:
     req = send_request(d.SURFACE_COMPANION)
     mutate(req)
@@ -174,9 +174,7 @@ async def test_rule_rejected_with_field_path_and_nothing_sent(
     assert await admin.stats() == {}  # not even a token request
 
 
-async def test_every_violation_is_reported_at_once(
-    stub: push_service_pb2_grpc.PushServiceStub, admin: EmulatorAdmin
-) -> None:
+async def test_every_violation_is_reported_at_once(stub: AsyncStub, admin: EmulatorAdmin) -> None:
     req = send_request(d.SURFACE_COMPANION, sub="", project_id="")
     req.delivery.template_content.id = "x" * 40
     with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -8,11 +8,11 @@ from typing import Any
 
 import grpc
 from smartpush.gateway.v1 import delivery_pb2 as d
-from smartpush.gateway.v1 import push_service_pb2, push_service_pb2_grpc, template_pb2
+from smartpush.gateway.v1 import push_service_pb2, template_pb2
 
 from gateway.emulator import DEMO_TEMPLATE_ID
 from tests.conftest import GatewayFactory
-from tests.helpers import PROJECT, SUB, EmulatorAdmin, send_request
+from tests.helpers import PROJECT, SUB, AsyncStub, EmulatorAdmin, async_stub, send_request
 
 
 def _envelope(mode: str, destinations: list[dict[str, Any]], message_id: int) -> dict[str, Any]:
@@ -40,9 +40,7 @@ async def _only_send(admin: EmulatorAdmin) -> dict[str, Any]:
     return record
 
 
-async def test_seed_example_broadcast_companion_mobile_parameters(
-    stub: push_service_pb2_grpc.PushServiceStub, admin: EmulatorAdmin
-) -> None:
+async def test_seed_example_broadcast_companion_mobile_parameters(stub: AsyncStub, admin: EmulatorAdmin) -> None:
     # The seed's `$smartPush.send` example, field for field.
     req = send_request(d.SURFACE_COMPANION)
     req.delivery.template_content.mobile_app_parameters.CopyFrom(
@@ -81,7 +79,7 @@ async def test_seed_example_broadcast_companion_mobile_parameters(
 
 
 async def test_two_surface_sequential_with_priorities_and_derived_channels(
-    stub: push_service_pb2_grpc.PushServiceStub, admin: EmulatorAdmin
+    stub: AsyncStub, admin: EmulatorAdmin
 ) -> None:
     req = send_request(mode=d.DELIVERY_MODE_SEQUENTIAL)
     del req.delivery.destinations[:]
@@ -105,9 +103,7 @@ async def test_two_surface_sequential_with_priorities_and_derived_channels(
     ]
 
 
-async def test_device_parameters_with_product_filter(
-    stub: push_service_pb2_grpc.PushServiceStub, admin: EmulatorAdmin
-) -> None:
+async def test_device_parameters_with_product_filter(stub: AsyncStub, admin: EmulatorAdmin) -> None:
     req = send_request(d.SURFACE_SBERBOX, d.SURFACE_TV)
     req.delivery.template_content.device_parameters.CopyFrom(
         template_pb2.DeviceParameters(
@@ -138,7 +134,7 @@ async def test_device_parameters_with_product_filter(
     assert response.results[0].device_statuses[0].product == "sberbox"
 
 
-async def test_time_frame(stub: push_service_pb2_grpc.PushServiceStub, admin: EmulatorAdmin) -> None:
+async def test_time_frame(stub: AsyncStub, admin: EmulatorAdmin) -> None:
     req = send_request(d.SURFACE_COMPANION)
     req.delivery.time_frame.CopyFrom(
         d.TimeFrame(
@@ -161,7 +157,7 @@ async def test_time_frame(stub: push_service_pb2_grpc.PushServiceStub, admin: Em
     }
 
 
-async def test_application_and_callback_url(stub: push_service_pb2_grpc.PushServiceStub, admin: EmulatorAdmin) -> None:
+async def test_application_and_callback_url(stub: AsyncStub, admin: EmulatorAdmin) -> None:
     req = send_request(
         application=push_service_pb2.Application(app_id="app-1", version_id="ver-1"),
         callback_url="https://hooks.example/smartpush",
@@ -173,9 +169,7 @@ async def test_application_and_callback_url(stub: push_service_pb2_grpc.PushServ
     assert sender == {"projectId": PROJECT, "application": {"appId": "app-1", "versionId": "ver-1"}}
 
 
-async def test_validate_only_returns_the_exact_body_and_sends_nothing(
-    stub: push_service_pb2_grpc.PushServiceStub, admin: EmulatorAdmin
-) -> None:
+async def test_validate_only_returns_the_exact_body_and_sends_nothing(stub: AsyncStub, admin: EmulatorAdmin) -> None:
     dry = await stub.Send(send_request(d.SURFACE_COMPANION, d.SURFACE_SBERBOX, validate_only=True), timeout=5)
     assert await admin.stats() == {}  # no token request, no send
     real = await stub.Send(send_request(d.SURFACE_COMPANION, d.SURFACE_SBERBOX), timeout=5)
@@ -203,7 +197,7 @@ async def test_alternative_wire_formats_are_configuration(make_gateway: GatewayF
         serial_number="AA9999999999999", product="sberbox"
     )
     async with grpc.aio.insecure_channel(gw.address) as ch:
-        await push_service_pb2_grpc.PushServiceStub(ch).Send(req, timeout=5)
+        await async_stub(ch).Send(req, timeout=5)
     body = (await _only_send(admin))["body"]
     assert "requestPayload" not in body
     assert body["payload"]["deliveryConfig"]["deliveryMode"] == "broadcast"
@@ -217,7 +211,7 @@ async def test_lite_endpoint(make_gateway: GatewayFactory, admin: EmulatorAdmin)
     req.delivery.template_content.body_values["x"] = "1"
     await admin.config(strict_templates=False)
     async with grpc.aio.insecure_channel(gw.address) as ch:
-        response = await push_service_pb2_grpc.PushServiceStub(ch).Send(req, timeout=5)
+        response = await async_stub(ch).Send(req, timeout=5)
     record = (await admin.requests("lite"))[0]
     assert record["path"] == "/api/v2/smartpush/apprequest-lite"
     assert record["body"] == {
