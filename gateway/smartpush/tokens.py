@@ -34,6 +34,7 @@ TOKEN_ERROR_REASONS: dict[int, errors_pb2.ErrorReason.ValueType] = {
 }
 # `expires_at` is epoch milliseconds; values below this are taken as seconds.
 _MS_THRESHOLD = 10_000_000_000
+_BACKGROUND_RETRY_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +89,16 @@ class TokenProvider:
         self._token: Token | None = None
         self._inflight: asyncio.Task[Token] | None = None
         self.refreshes = 0  # completed token requests, for tests and metrics
+        # After a failed early refresh the cached token keeps serving; wait before trying again
+        # so a failing token endpoint is not asked once per call.
+        self._background_not_before = 0.0
 
     async def token(self) -> str:
         """A valid token: cached, or the result of the one refresh in flight."""
         token = self._token
         now = self._clock.time()
         if token is not None and now < token.expires_at:
-            if now >= token.refresh_at:
+            if now >= token.refresh_at and now >= self._background_not_before:
                 self._start_refresh()  # early refresh in the background; the cached token still serves
             return token.value
         return (await asyncio.shield(self._start_refresh())).value
@@ -113,6 +117,7 @@ class TokenProvider:
     def _refresh_done(self, task: asyncio.Task[Token]) -> None:
         self._inflight = None
         if not task.cancelled() and task.exception() is not None:
+            self._background_not_before = self._clock.time() + _BACKGROUND_RETRY_S
             log.warning("token refresh failed", extra={"profile": self.name})
 
     async def _refresh(self) -> Token:

@@ -86,3 +86,24 @@ async def test_invalidate_only_drops_the_rejected_token() -> None:
     assert await provider.token() == "t1"
     provider.invalidate("t1")
     assert await provider.token() == "t2"
+
+
+async def test_failing_early_refresh_keeps_serving_the_cached_token_without_hammering() -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # a token that is already past its refresh point, but valid for 60 s
+            return httpx.Response(200, json={"access_token": "old", "expires_at": int((time.time() + 60) * 1000)})
+        return httpx.Response(503, text="down")
+
+    provider = TokenProvider(
+        "p", Credentials("id", "s"), "https://auth.test/oauth", httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+        SystemClock(), refresh_ratio=0.0,
+    )  # fmt: skip
+    assert await provider.token() == "old"
+    for _ in range(20):
+        assert await provider.token() == "old"
+        await asyncio.sleep(0)
+    assert calls == 2  # the first token, then one failed early refresh; no request per call
