@@ -98,10 +98,8 @@ async def test_failing_early_refresh_keeps_serving_the_cached_token_without_hamm
             return httpx.Response(200, json={"access_token": "old", "expires_at": int((time.time() + 60) * 1000)})
         return httpx.Response(503, text="down")
 
-    provider = TokenProvider(
-        "p", Credentials("id", "s"), "https://auth.test/oauth", httpx.AsyncClient(transport=httpx.MockTransport(handler)),
-        SystemClock(), refresh_ratio=0.0,
-    )  # fmt: skip
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    provider = TokenProvider("p", Credentials("id", "s"), "https://auth.test/oauth", http, SystemClock(), refresh_ratio=0)
     assert await provider.token() == "old"
     for _ in range(20):
         assert await provider.token() == "old"
