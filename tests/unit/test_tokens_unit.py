@@ -99,7 +99,7 @@ async def test_failing_early_refresh_keeps_serving_the_cached_token_without_hamm
         return httpx.Response(503, text="down")
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    provider = TokenProvider("p", Credentials("id", "s"), "https://auth.test/oauth", http, SystemClock(), refresh_ratio=0)
+    provider = TokenProvider("p", Credentials("id", "s"), "https://a.test/t", http, SystemClock(), refresh_ratio=0)
     assert await provider.token() == "old"
     for _ in range(20):
         assert await provider.token() == "old"
