@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TOOLS  := $(VENV)/.toolchains
+GOENV  := GO111MODULE=off GOPATH=$(CURDIR)/clients/go:/usr/share/gocode GOFLAGS=
 LISTEN ?= 127.0.0.1:50051
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run generate check-generated lint typecheck buf-lint unit test clean
+.PHONY: help venv toolchains run generate check-generated lint typecheck buf-lint buf-breaking release-contract go-vet ts-build unit test clean
 
 help:
 	@echo "make run       start the gateway on $(LISTEN) with the built-in SmartPush emulator"
@@ -22,17 +24,38 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 
 venv: $(STAMP)
 
+# Go (Debian packages) and TypeScript (npm ci) toolchains for the polyglot clients.
+$(TOOLS): scripts/install-toolchains.sh clients/typescript/package-lock.json $(STAMP)
+	scripts/install-toolchains.sh
+	@touch $@
+
+toolchains: $(TOOLS)
+
 run: $(STAMP)
 	$(BIN)/smartpush-gateway serve --emulator --listen $(LISTEN)
 
-generate: $(STAMP)
+generate: $(STAMP) $(TOOLS)
 	$(BIN)/python scripts/generate.py
 
-check-generated: $(STAMP)
+check-generated: $(STAMP) $(TOOLS)
 	$(BIN)/python scripts/generate.py --check
 
 buf-lint: $(STAMP)
 	$(BIN)/buf lint proto
+
+# The contract as last released is the committed image proto/baseline.binpb.
+buf-breaking: $(STAMP)
+	$(BIN)/buf breaking proto --against proto/baseline.binpb
+
+# Run when a contract version is released: the new baseline for buf breaking.
+release-contract: $(STAMP)
+	$(BIN)/buf build proto -o proto/baseline.binpb
+
+go-vet: $(TOOLS)
+	$(GOENV) go vet github.com/smartpush-gateway/go/...
+
+ts-build: $(TOOLS)
+	cd clients/typescript && npx tsc -p tsconfig.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -44,7 +67,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
-test: $(STAMP) lint typecheck buf-lint check-generated
+test: $(STAMP) $(TOOLS) lint typecheck buf-lint buf-breaking check-generated go-vet ts-build
 	$(BIN)/pytest -q -p no:cacheprovider
 
 clean:
