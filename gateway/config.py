@@ -102,6 +102,19 @@ class SmartPushSettings(BaseModel):
         return base + (self.lite_path if self.endpoint == "lite" else self.extended_path)
 
 
+class TemplateSettings(BaseModel):
+    """An approved template (Studio -> Дополнения -> Push-уведомления), for checks before sending."""
+
+    id: str
+    name: str = ""
+    # The one surface the template was made for, e.g. COMPANION; empty means any.
+    surface: str = ""
+    header: str
+    body: str
+    # Wire names of the deeplink parameters the template defines, e.g. [buttonText, deeplinkAndroid].
+    deeplink_parameters: list[str] = Field(default_factory=list)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SMARTPUSH_GATEWAY_", env_nested_delimiter="__", extra="forbid")
 
@@ -122,6 +135,14 @@ class Settings(BaseSettings):
     idempotency_ttl_s: float = 24 * 3600.0
     idempotency_max_entries: int = 100_000
     smartpush: SmartPushSettings = Field(default_factory=SmartPushSettings)
+    # Templates the gateway checks sends against before the upstream call.
+    templates: list[TemplateSettings] = Field(default_factory=list)
+    # Strict: a send with a template id not listed above is refused (NOT_FOUND).
+    strict_templates: bool = False
+    # Refuse sends to users without recorded push consent (FAILED_PRECONDITION).
+    require_consent: bool = False
+    # The embedded consent store (SQLite); it must survive restarts, so keep it on a volume.
+    consent_db: Path = Path(".smartpush-gateway/consent.sqlite3")
 
 
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:

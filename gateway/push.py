@@ -5,16 +5,19 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 
-from smartpush.gateway.v1 import delivery_pb2, push_service_pb2
+import grpc
+from smartpush.gateway.v1 import delivery_pb2, errors_pb2, push_service_pb2
 
 from gateway.clock import Clock
 from gateway.config import Settings
+from gateway.consent import ConsentStore, require_consent
 from gateway.errors import GatewayError, invalid_argument
 from gateway.idempotency import IdempotencyCache, fingerprint, rq_uid_for, scoped_key
 from gateway.smartpush import wire
 from gateway.smartpush.answers import Outcome, classify
 from gateway.smartpush.client import SmartPushClient
 from gateway.smartpush.profiles import TokenProviders
+from gateway.templates import Rendered, TemplateRegistry
 from gateway.validation import validate_send
 
 SendRequest = push_service_pb2.SendRequest
@@ -30,7 +33,11 @@ class PushSender:
         idempotency: IdempotencyCache,
         clock: Clock,
         message_ids: wire.MessageIds,
+        templates: TemplateRegistry,
+        consent: ConsentStore,
     ) -> None:
+        self._templates = templates
+        self._consent = consent
         self._settings = settings
         self._client = client
         self._tokens = tokens
@@ -52,6 +59,9 @@ class PushSender:
         violations = validate_send(req, sp.endpoint)
         if violations:
             raise invalid_argument(violations, rq_uid)
+        rendered = self._check_template(req, rq_uid)
+        if self._settings.require_consent:
+            await require_consent(self._consent, req.project_id, req.sub)
         tokens = self._tokens.for_request(req)
         url = sp.send_url(self._tokens.profile_settings(tokens.name))
         if sp.endpoint == "lite":
@@ -59,7 +69,13 @@ class PushSender:
         else:
             body = wire.encode(wire.extended_request(req, sp.wire, self._message_ids.next()))
         if req.validate_only:
-            return SendResponse(rq_uid=rq_uid, request_json=body.decode(), upstream_url=url)
+            return SendResponse(
+                rq_uid=rq_uid,
+                request_json=body.decode(),
+                upstream_url=url,
+                rendered_header=rendered.header if rendered else "",
+                rendered_body=rendered.body if rendered else "",
+            )
 
         async def call() -> SendResponse:
             answer = await self._client.post(url, body, tokens, rq_uid, deadline, req.callback_url)
@@ -76,6 +92,24 @@ class PushSender:
         if not req.idempotency_key:
             return await call()
         return await self._idempotency.run(self._idempotency_scope(req), fingerprint(req), call)
+
+    def _check_template(self, req: SendRequest, rq_uid: str) -> Rendered | None:
+        content = req.delivery.template_content
+        template = self._templates.get(content.id)
+        if template is None:
+            if self._templates.strict:
+                raise GatewayError(
+                    grpc.StatusCode.NOT_FOUND,
+                    errors_pb2.ERROR_REASON_TEMPLATE_UNKNOWN,
+                    f"template {content.id!r} is not in this gateway's registry",
+                    rq_uid=rq_uid,
+                    metadata={"template_id": content.id},
+                )
+            return None  # not ours to judge: SmartPush checks it (1016/1017)
+        rendered = self._templates.check(template, content, [d.surface for d in req.delivery.destinations])
+        if rendered.violations:
+            raise invalid_argument(rendered.violations, rq_uid)
+        return rendered
 
 
 def _response(rq_uid: str, url: str, outcome: Outcome) -> SendResponse:

@@ -13,26 +13,42 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # stubs lack aio
 from grpc_reflection.v1alpha import reflection
-from smartpush.gateway.v1 import push_service_pb2, push_service_pb2_grpc
+from smartpush.gateway.v1 import (
+    permission_service_pb2,
+    permission_service_pb2_grpc,
+    push_service_pb2,
+    push_service_pb2_grpc,
+    smartapp_service_pb2,
+    smartapp_service_pb2_grpc,
+    template_service_pb2,
+    template_service_pb2_grpc,
+)
 
+from gateway.api.permission_service import PermissionServicer
 from gateway.api.push_service import PushServicer
+from gateway.api.smartapp_service import SmartAppServicer
+from gateway.api.template_service import TemplateServicer
 from gateway.clock import Clock, SystemClock
 from gateway.config import Settings
+from gateway.consent import ConsentStore, SqliteConsentStore
 from gateway.idempotency import IdempotencyCache
 from gateway.push import PushSender
 from gateway.smartpush import wire
 from gateway.smartpush.client import SmartPushClient
 from gateway.smartpush.http import make_http_client
 from gateway.smartpush.profiles import TokenProviders
+from gateway.templates import TemplateRegistry
 
 log = logging.getLogger(__name__)
 
 PUSH_SERVICE = push_service_pb2.DESCRIPTOR.services_by_name["PushService"].full_name
-SERVICE_NAMES = (
+API_SERVICES = (
     PUSH_SERVICE,
-    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-    reflection.SERVICE_NAME,
+    permission_service_pb2.DESCRIPTOR.services_by_name["PermissionService"].full_name,
+    template_service_pb2.DESCRIPTOR.services_by_name["TemplateService"].full_name,
+    smartapp_service_pb2.DESCRIPTOR.services_by_name["SmartAppService"].full_name,
 )
+SERVICE_NAMES = (*API_SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
 
 _SERVER_OPTIONS = [
     ("grpc.keepalive_time_ms", 60_000),
@@ -53,6 +69,8 @@ class Gateway:
     http: httpx.AsyncClient
     tokens: TokenProviders
     sender: PushSender
+    consent: ConsentStore
+    templates: TemplateRegistry
     _stopped: bool = field(default=False)
 
     @property
@@ -68,6 +86,7 @@ class Gateway:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.settings.shutdown_grace_s if grace is None else grace)
         await self.http.aclose()
+        await self.consent.close()
 
 
 def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
@@ -82,10 +101,16 @@ def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
 
 
 async def start_gateway(
-    settings: Settings, *, clock: Clock | None = None, http: httpx.AsyncClient | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    http: httpx.AsyncClient | None = None,
+    consent: ConsentStore | None = None,
 ) -> Gateway:
     clock = clock or SystemClock()
     http = http or make_http_client(settings.smartpush)
+    consent = consent or SqliteConsentStore(settings.consent_db)
+    templates = TemplateRegistry.from_settings(settings.templates, strict=settings.strict_templates)
     tokens = TokenProviders(settings, http, clock)
     sender = PushSender(
         settings,
@@ -94,18 +119,23 @@ async def start_gateway(
         IdempotencyCache(clock, settings.idempotency_ttl_s, settings.idempotency_max_entries),
         clock,
         wire.MessageIds(int(time.time() * 1000)),
+        templates,
+        consent,
     )
     server = grpc.aio.server(options=_SERVER_OPTIONS)
     push_service_pb2_grpc.add_PushServiceServicer_to_server(PushServicer(sender, clock), server)
+    permission_service_pb2_grpc.add_PermissionServiceServicer_to_server(PermissionServicer(consent, clock), server)
+    template_service_pb2_grpc.add_TemplateServiceServicer_to_server(TemplateServicer(templates), server)
+    smartapp_service_pb2_grpc.add_SmartAppServiceServicer_to_server(SmartAppServicer(), server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(SERVICE_NAMES, server)
     creds = _credentials(settings)
     port = server.add_secure_port(settings.listen, creds) if creds else server.add_insecure_port(settings.listen)
     await server.start()
-    for service in ("", PUSH_SERVICE):
+    for service in ("", *API_SERVICES):
         await health.set(service, health_pb2.HealthCheckResponse.SERVING)
-    return Gateway(settings, server, port, health, http, tokens, sender)
+    return Gateway(settings, server, port, health, http, tokens, sender, consent, templates)
 
 
 async def run_until_signalled(gateway: Gateway) -> None:

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import NoReturn
 
 import grpc
 from smartpush.gateway.v1 import errors_pb2, push_service_pb2, push_service_pb2_grpc
 
+from gateway.api.guard import abort
 from gateway.clock import Clock
-from gateway.errors import GatewayError, to_grpc_status
+from gateway.errors import GatewayError
 from gateway.push import PushSender
 from gateway.smartpush.surfaces import SURFACE_TO_WIRE
 
 log = logging.getLogger("gateway.calls")
-
-
-async def _abort(context: grpc.aio.ServicerContext[object, object], err: GatewayError) -> NoReturn:
-    status = to_grpc_status(err)
-    await context.abort(status.code, status.details, status.trailing_metadata)
 
 
 class PushServicer(push_service_pb2_grpc.PushServiceServicer):
@@ -38,7 +33,7 @@ class PushServicer(push_service_pb2_grpc.PushServiceServicer):
             response = await self._sender.send(request, deadline, rq_uid)
         except GatewayError as err:
             self._log(request, start, rq_uid, err.code.name, err.reason_name)
-            await _abort(context, err if err.rq_uid else replace(err, rq_uid=rq_uid))
+            await abort(context, err if err.rq_uid else replace(err, rq_uid=rq_uid))
         except Exception:
             log.exception("unexpected failure in Send", extra={"rq_uid": rq_uid})
             internal = GatewayError(
@@ -47,7 +42,7 @@ class PushServicer(push_service_pb2_grpc.PushServiceServicer):
                 f"internal gateway error (rq_uid {rq_uid})",
                 rq_uid=rq_uid,
             )
-            await _abort(context, internal)
+            await abort(context, internal)
         self._log(request, start, rq_uid, "OK", None, response)
         return response
 

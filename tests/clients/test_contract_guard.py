@@ -48,6 +48,6 @@ def test_breaking_change_fails(tmp_path: Path, file: str, old: str, new: str, co
 
 def test_adding_a_field_is_not_breaking(tmp_path: Path) -> None:
     done = _breaking(
-        tmp_path, PUSH, "  bool replayed = 6;\n", "  bool replayed = 6;\n  // A new field.\n  string note = 7;\n"
+        tmp_path, PUSH, "  bool replayed = 6;\n", "  bool replayed = 6;\n  // A new field.\n  string note = 100;\n"
     )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -96,6 +96,16 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The caller's deadline is too short for the upstream call."""
     ERROR_REASON_INTERNAL: _ErrorReason.ValueType  # 34
     """A fault inside the gateway itself; the message names the RqUID to look up in its logs."""
+    ERROR_REASON_CONSENT_MISSING: _ErrorReason.ValueType  # 35
+    """Consent is required and none is recorded for this user: ask with
+    GET_RUNTIME_PERMISSIONS and record the answer (PermissionService).
+    """
+    ERROR_REASON_CONSENT_DENIED: _ErrorReason.ValueType  # 36
+    """Consent is required and the user declined (code 101)."""
+    ERROR_REASON_SMARTAPP_NOT_ALLOWED: _ErrorReason.ValueType  # 37
+    """Consent is required and SmartPush said the smartapp may not send pushes (code 102)."""
+    ERROR_REASON_TEMPLATE_UNKNOWN: _ErrorReason.ValueType  # 38
+    """The template is not in the gateway's registry and the registry is strict."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed. Every error the gateway returns carries a
@@ -179,4 +189,14 @@ ERROR_REASON_DEADLINE_TOO_SHORT: ErrorReason.ValueType  # 33
 """The caller's deadline is too short for the upstream call."""
 ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 34
 """A fault inside the gateway itself; the message names the RqUID to look up in its logs."""
+ERROR_REASON_CONSENT_MISSING: ErrorReason.ValueType  # 35
+"""Consent is required and none is recorded for this user: ask with
+GET_RUNTIME_PERMISSIONS and record the answer (PermissionService).
+"""
+ERROR_REASON_CONSENT_DENIED: ErrorReason.ValueType  # 36
+"""Consent is required and the user declined (code 101)."""
+ERROR_REASON_SMARTAPP_NOT_ALLOWED: ErrorReason.ValueType  # 37
+"""Consent is required and SmartPush said the smartapp may not send pushes (code 102)."""
+ERROR_REASON_TEMPLATE_UNKNOWN: ErrorReason.ValueType  # 38
+"""The template is not in the gateway's registry and the registry is strict."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -237,6 +237,8 @@ class SendResponse(_message.Message):
     REQUEST_JSON_FIELD_NUMBER: _builtins.int
     UPSTREAM_URL_FIELD_NUMBER: _builtins.int
     REPLAYED_FIELD_NUMBER: _builtins.int
+    RENDERED_HEADER_FIELD_NUMBER: _builtins.int
+    RENDERED_BODY_FIELD_NUMBER: _builtins.int
     rq_uid: _builtins.str
     """The RqUID header sent upstream (uuid4 form)."""
     response_id: _builtins.str
@@ -248,6 +250,14 @@ class SendResponse(_message.Message):
     replayed: _builtins.bool
     """True when this answer was replayed from an earlier call with the same
     idempotency key.
+    """
+    rendered_header: _builtins.str
+    """With `validate_only` and a template known to the registry: the header as
+    it will read, values substituted.
+    """
+    rendered_body: _builtins.str
+    """With `validate_only` and a template known to the registry: the body as it
+    will read, values substituted.
     """
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___DestinationResult]:
@@ -262,10 +272,12 @@ class SendResponse(_message.Message):
         request_json: _builtins.str = ...,
         upstream_url: _builtins.str = ...,
         replayed: _builtins.bool = ...,
+        rendered_header: _builtins.str = ...,
+        rendered_body: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["replayed", b"replayed", "request_json", b"request_json", "response_id", b"response_id", "results", b"results", "rq_uid", b"rq_uid", "upstream_url", b"upstream_url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rendered_body", b"rendered_body", "rendered_header", b"rendered_header", "replayed", b"replayed", "request_json", b"request_json", "response_id", b"response_id", "results", b"results", "rq_uid", b"rq_uid", "upstream_url", b"upstream_url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
