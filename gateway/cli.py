@@ -185,6 +185,78 @@ def cmd_send(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- permissions / templates (local, from configuration) ---------------------------------------
+def _read(path: str) -> str:
+    return sys.stdin.read() if path == "-" else Path(path).read_text()
+
+
+def _print_message(message: Any) -> None:
+    out = json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    print(json.dumps(out, ensure_ascii=False, indent=2))
+
+
+def _print_error(path: str, message: str) -> int:
+    error = {"code": "INVALID_ARGUMENT", "field_violations": [{"field": path, "description": message}]}
+    print(json.dumps(error, ensure_ascii=False, indent=2))
+    return 1
+
+
+def cmd_permissions_parse(args: argparse.Namespace) -> int:
+    from gateway.smartapp.codec import CodecError
+    from gateway.smartapp.permissions import load_message, parse_take_runtime_permissions
+
+    try:
+        result = parse_take_runtime_permissions(load_message(_read(args.file)))
+    except CodecError as err:
+        return _print_error(err.path, err.message)
+    _print_message(result)
+    return 0
+
+
+def _registry(args: argparse.Namespace) -> Any:
+    from gateway.templates import TemplateRegistry
+
+    settings = load_settings(args.config)
+    return TemplateRegistry.from_settings(settings.templates, strict=settings.strict_templates)
+
+
+def cmd_templates_list(args: argparse.Namespace) -> int:
+    from smartpush.gateway.v1 import template_service_pb2
+
+    _print_message(template_service_pb2.ListTemplatesResponse(templates=_registry(args).all()))
+    return 0
+
+
+def cmd_templates_validate(args: argparse.Namespace) -> int:
+    from smartpush.gateway.v1 import template_service_pb2
+
+    registry = _registry(args)
+    try:
+        content = json_format.Parse(_read(args.file), template_pb2.TemplateContent())
+    except json_format.ParseError as err:
+        return _print_error("template_content", str(err))
+    template = registry.get(content.id)
+    if template is None:
+        print(json.dumps({"code": "NOT_FOUND", "reason": "ERROR_REASON_TEMPLATE_UNKNOWN", "template_id": content.id}))
+        return 1
+    surfaces = [delivery_pb2.Surface.Value(f"SURFACE_{s.upper()}") for s in args.surface]
+    rendered = registry.check(template, content, surfaces, prefix="template_content", surface_path="surfaces[{i}]")
+    _print_message(
+        template_service_pb2.ValidateTemplateContentResponse(
+            valid=not rendered.violations,
+            violations=[
+                template_service_pb2.TemplateViolation(field=v.field, description=v.description)
+                for v in rendered.violations
+            ],
+            rendered_header=rendered.header,
+            rendered_body=rendered.body,
+        )
+    )
+    return 0 if not rendered.violations else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="smartpush-gateway", description="gRPC gateway for Sber SmartPush")
     sub = p.add_subparsers(dest="command", required=True)
@@ -225,6 +297,23 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--validate-only", action="store_true")
     c.add_argument("--timeout", type=float, default=10.0)
     c.set_defaults(func=cmd_send)
+
+    perm = sub.add_parser("permissions", help="runtime push consent messages").add_subparsers(dest="op", required=True)
+    pp = perm.add_parser("parse", help="parse a TAKE_RUNTIME_PERMISSIONS message (JSON) into the typed result")
+    pp.add_argument("file", help="a JSON file, or - for standard input")
+    pp.set_defaults(func=cmd_permissions_parse)
+
+    tpl = sub.add_parser("templates", help="the template registry from configuration").add_subparsers(
+        dest="op", required=True
+    )
+    tl = tpl.add_parser("list", help="list the configured templates")
+    tl.add_argument("--config", help="YAML settings file (also SMARTPUSH_GATEWAY_CONFIG)")
+    tl.set_defaults(func=cmd_templates_list)
+    tv = tpl.add_parser("validate", help="check a TemplateContent (proto JSON) against its template and render it")
+    tv.add_argument("file", help="a JSON file, or - for standard input")
+    tv.add_argument("--config", help="YAML settings file (also SMARTPUSH_GATEWAY_CONFIG)")
+    tv.add_argument("--surface", action="append", default=[], help="surface it will be sent to (repeatable)")
+    tv.set_defaults(func=cmd_templates_validate)
     return p
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -48,10 +49,11 @@ def settings_for(emulator: EmulatorServer, **overrides: Any) -> Settings:
 
 
 @pytest.fixture
-async def make_gateway(emulator: EmulatorServer) -> AsyncIterator[GatewayFactory]:
+async def make_gateway(emulator: EmulatorServer, tmp_path: Path) -> AsyncIterator[GatewayFactory]:
     started: list[Gateway] = []
 
     async def factory(clock: Clock | None = None, **overrides: Any) -> Gateway:
+        overrides.setdefault("consent_db", tmp_path / "consent.sqlite3")
         gw = await start_gateway(settings_for(emulator, **overrides), clock=clock)
         started.append(gw)
         return gw

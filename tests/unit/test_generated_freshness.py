@@ -45,7 +45,9 @@ def test_fresh_copy_passes(tmp_path: Path) -> None:
 def test_changed_proto_makes_the_committed_stubs_stale(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     proto = root / "proto/smartpush/gateway/v1/push_service.proto"
-    proto.write_text(proto.read_text().replace("bool replayed = 6;", "bool replayed = 6;\n  // New.\n  string x = 100;"))
+    proto.write_text(
+        proto.read_text().replace("bool replayed = 6;", "bool replayed = 6;\n  // New.\n  string x = 100;")
+    )
     done = _check(root)
     assert done.returncode == 1
     for stale in (
