@@ -115,6 +115,17 @@ class TemplateSettings(BaseModel):
     deeplink_parameters: list[str] = Field(default_factory=list)
 
 
+class TelemetrySettings(BaseModel):
+    """Exporters come from the standard OTEL_* variables; these are the gateway's own knobs."""
+
+    # Print spans and metrics on stdout (local use).
+    console: bool = False
+    # Serve a Prometheus scrape endpoint, e.g. "0.0.0.0:9464", for teams that scrape.
+    prometheus_listen: str | None = None
+    # Salt for the hash of a sub in spans; unset means a random salt per process.
+    sub_hash_salt: SecretStr | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SMARTPUSH_GATEWAY_", env_nested_delimiter="__", extra="forbid")
 
@@ -135,6 +146,7 @@ class Settings(BaseSettings):
     idempotency_ttl_s: float = 24 * 3600.0
     idempotency_max_entries: int = 100_000
     smartpush: SmartPushSettings = Field(default_factory=SmartPushSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     # Templates the gateway checks sends against before the upstream call.
     templates: list[TemplateSettings] = Field(default_factory=list)
     # Strict: a send with a template id not listed above is refused (NOT_FOUND).

@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Any
 
+from opentelemetry import trace
+
 SAFE_EXTRAS = frozenset(
     {
         "rpc",
@@ -34,12 +36,25 @@ SAFE_EXTRAS = frozenset(
         "replayed",
         "upstream_status",
         "peer",
+        "trace_id",
+        "span_id",
     }
 )
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in record.__dict__.items() if k in SAFE_EXTRAS}
+
+
+class TraceContextFilter(logging.Filter):
+    """Stamps each record with the current trace and span id (the caller's, even with tracing off)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.trace_id:
+            record.trace_id = format(ctx.trace_id, "032x")
+            record.span_id = format(ctx.span_id, "016x")
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -68,6 +83,7 @@ def configure(level: str = "INFO", fmt: str = "auto") -> None:
         fmt = "text" if sys.stderr.isatty() else "json"
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(TraceContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -6,6 +6,8 @@ import uuid
 from dataclasses import replace
 
 import grpc
+from opentelemetry import trace
+from opentelemetry.util.types import AttributeValue
 from smartpush.gateway.v1 import delivery_pb2, errors_pb2, push_service_pb2
 
 from gateway.clock import Clock
@@ -17,6 +19,9 @@ from gateway.smartpush import wire
 from gateway.smartpush.answers import Outcome, classify
 from gateway.smartpush.client import SmartPushClient
 from gateway.smartpush.profiles import TokenProviders
+from gateway.smartpush.surfaces import SURFACE_TO_WIRE
+from gateway.telemetry import Telemetry
+from gateway.telemetry.policy import allowed, field_label
 from gateway.templates import Rendered, TemplateRegistry
 from gateway.validation import validate_send
 
@@ -35,9 +40,11 @@ class PushSender:
         message_ids: wire.MessageIds,
         templates: TemplateRegistry,
         consent: ConsentStore,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._templates = templates
         self._consent = consent
+        self._t = telemetry or Telemetry.disabled()
         self._settings = settings
         self._client = client
         self._tokens = tokens
@@ -56,12 +63,21 @@ class PushSender:
 
     async def send(self, req: SendRequest, deadline: float | None, rq_uid: str) -> SendResponse:
         sp = self._settings.smartpush
-        violations = validate_send(req, sp.endpoint)
-        if violations:
-            raise invalid_argument(violations, rq_uid)
-        rendered = self._check_template(req, rq_uid)
-        if self._settings.require_consent:
-            await require_consent(self._consent, req.project_id, req.sub)
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attributes(self._attributes(req, rq_uid))
+        with self._t.tracer.start_as_current_span("smartpush.validate"):
+            try:
+                violations = validate_send(req, sp.endpoint)
+                if violations:
+                    raise invalid_argument(violations, rq_uid)
+                rendered = self._check_template(req, rq_uid)
+                if self._settings.require_consent:
+                    await require_consent(self._consent, req.project_id, req.sub)
+            except GatewayError as err:
+                for v in err.field_violations:
+                    self._t.validation_failures.add(1, {"smartpush.validation.field": field_label(v.field)})
+                raise
         tokens = self._tokens.for_request(req)
         url = sp.send_url(self._tokens.profile_settings(tokens.name))
         if sp.endpoint == "lite":
@@ -87,11 +103,37 @@ class PushSender:
                 if answer.retry_after_s is not None and err.retry_after_s is None:
                     raise replace(err, retry_after_s=answer.retry_after_s) from None
                 raise
-            return _response(rq_uid, url, outcome)
+            response = _response(rq_uid, url, outcome)
+            for r in response.results:
+                if r.reported:
+                    surface = SURFACE_TO_WIRE.get(r.surface, str(r.surface))
+                    self._t.results.add(1, {"smartpush.status_code": r.status_code, "smartpush.surface": surface})
+            if span.is_recording():
+                span.set_attribute("smartpush.status_codes", [r.status_code for r in response.results])
+            return response
 
         if not req.idempotency_key:
             return await call()
         return await self._idempotency.run(self._idempotency_scope(req), fingerprint(req), call)
+
+    def _attributes(self, req: SendRequest, rq_uid: str) -> dict[str, AttributeValue]:
+        # Through the policy's allow-list: the sub only as a salted hash, never values or credentials.
+        return allowed(
+            {
+                "smartpush.rq_uid": rq_uid,
+                "smartpush.template_id": req.delivery.template_content.id,
+                "smartpush.surfaces": [
+                    SURFACE_TO_WIRE.get(d.surface, str(d.surface)) for d in req.delivery.destinations
+                ],
+                "smartpush.delivery_mode": delivery_pb2.DeliveryMode.Name(req.delivery.delivery_mode)
+                if req.delivery.delivery_mode in delivery_pb2.DeliveryMode.values()
+                else str(req.delivery.delivery_mode),
+                "smartpush.profile": self._tokens.resolve_name(req),
+                "smartpush.project_id": req.project_id,
+                "smartpush.sub_hash": self._t.hash_sub(req.sub) if req.sub else None,
+                "smartpush.validate_only": req.validate_only,
+            }
+        )
 
     def _check_template(self, req: SendRequest, rq_uid: str) -> Rendered | None:
         content = req.delivery.template_content

@@ -37,6 +37,8 @@ from gateway.smartpush import wire
 from gateway.smartpush.client import SmartPushClient
 from gateway.smartpush.http import make_http_client
 from gateway.smartpush.profiles import TokenProviders
+from gateway.telemetry import Telemetry, build_telemetry
+from gateway.telemetry.interceptor import TelemetryInterceptor
 from gateway.templates import TemplateRegistry
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ class Gateway:
     sender: PushSender
     consent: ConsentStore
     templates: TemplateRegistry
+    telemetry: Telemetry
     _stopped: bool = field(default=False)
 
     @property
@@ -87,6 +90,7 @@ class Gateway:
         await self.server.stop(self.settings.shutdown_grace_s if grace is None else grace)
         await self.http.aclose()
         await self.consent.close()
+        self.telemetry.shutdown()  # flush spans and metrics last, so the drain is in them
 
 
 def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
@@ -106,23 +110,27 @@ async def start_gateway(
     clock: Clock | None = None,
     http: httpx.AsyncClient | None = None,
     consent: ConsentStore | None = None,
+    telemetry: Telemetry | None = None,
 ) -> Gateway:
     clock = clock or SystemClock()
+    telemetry = telemetry or build_telemetry(settings.telemetry)
     http = http or make_http_client(settings.smartpush)
     consent = consent or SqliteConsentStore(settings.consent_db)
     templates = TemplateRegistry.from_settings(settings.templates, strict=settings.strict_templates)
-    tokens = TokenProviders(settings, http, clock)
+    tokens = TokenProviders(settings, http, clock, telemetry)
     sender = PushSender(
         settings,
-        SmartPushClient(http, settings.smartpush, clock),
+        SmartPushClient(http, settings.smartpush, clock, telemetry=telemetry),
         tokens,
         IdempotencyCache(clock, settings.idempotency_ttl_s, settings.idempotency_max_entries),
         clock,
         wire.MessageIds(int(time.time() * 1000)),
         templates,
         consent,
+        telemetry,
     )
-    server = grpc.aio.server(options=_SERVER_OPTIONS)
+    interceptors = [TelemetryInterceptor(telemetry)] if telemetry.enabled else []
+    server = grpc.aio.server(interceptors=interceptors, options=_SERVER_OPTIONS)
     push_service_pb2_grpc.add_PushServiceServicer_to_server(PushServicer(sender, clock), server)
     permission_service_pb2_grpc.add_PermissionServiceServicer_to_server(PermissionServicer(consent, clock), server)
     template_service_pb2_grpc.add_TemplateServiceServicer_to_server(TemplateServicer(templates), server)
@@ -135,7 +143,7 @@ async def start_gateway(
     await server.start()
     for service in ("", *API_SERVICES):
         await health.set(service, health_pb2.HealthCheckResponse.SERVING)
-    return Gateway(settings, server, port, health, http, tokens, sender, consent, templates)
+    return Gateway(settings, server, port, health, http, tokens, sender, consent, templates, telemetry)
 
 
 async def run_until_signalled(gateway: Gateway) -> None:

@@ -10,11 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import grpc
 import httpx
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from smartpush.gateway.v1 import errors_pb2
 
 from gateway.clock import Clock
@@ -22,6 +26,7 @@ from gateway.config import SmartPushSettings
 from gateway.errors import GatewayError
 from gateway.smartpush.retry import backoff_delay, parse_retry_after
 from gateway.smartpush.tokens import TokenProvider
+from gateway.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +60,10 @@ class SmartPushClient:
         settings: SmartPushSettings,
         clock: Clock,
         rand: Callable[[], float] = random.random,
+        telemetry: Telemetry | None = None,
     ) -> None:
+        self._t = telemetry or Telemetry.disabled()
+        self._endpoint = settings.endpoint
         self._http = http
         self._settings = settings
         self._clock = clock
@@ -72,24 +80,20 @@ class SmartPushClient:
     ) -> Answer:
         s = self._settings
         attempt = 0
+        sent = 0  # HTTP attempts so far, for http.request.resend_count
         refreshed = False
         while True:
             remaining = self._remaining(deadline)
             if remaining is not None and remaining < s.min_attempt_s:
                 raise deadline_exceeded(rq_uid, "the caller's deadline leaves no time for the SmartPush call")
             failure: _Failure
+            timeout = httpx.Timeout(
+                min(s.request_timeout_s, remaining) if remaining else s.request_timeout_s, connect=s.connect_timeout_s
+            )
             try:
                 async with asyncio.timeout(remaining):
                     token = await tokens.token()
-                    response = await self._http.post(
-                        url,
-                        content=body,
-                        headers=self._headers(token, rq_uid, callback_url),
-                        timeout=httpx.Timeout(
-                            min(s.request_timeout_s, remaining) if remaining else s.request_timeout_s,
-                            connect=s.connect_timeout_s,
-                        ),
-                    )
+                    response = await self._attempt(url, body, self._headers(token, rq_uid, callback_url), timeout, sent)
                     payload = response.content
             except TimeoutError:
                 raise deadline_exceeded(rq_uid, "the caller's deadline passed while SmartPush was answering") from None
@@ -102,6 +106,8 @@ class SmartPushClient:
                     tokens.invalidate(token)
                     if not refreshed:
                         refreshed = True
+                        sent += 1
+                        self._t.retries.add(1, {"smartpush.retry_reason": "unauthorized"})
                         log.info("SmartPush rejected the token; refreshing once", extra={"rq_uid": rq_uid})
                         continue
                     raise GatewayError(
@@ -126,6 +132,8 @@ class SmartPushClient:
             remaining = self._remaining(deadline)
             if remaining is not None and delay + s.min_attempt_s > remaining:
                 raise self._give_up(failure, rq_uid, attempt, "no time left before the deadline")
+            sent += 1
+            self._t.retries.add(1, {"smartpush.retry_reason": failure.kind})
             log.info(
                 "retrying SmartPush call",
                 extra={
@@ -136,6 +144,51 @@ class SmartPushClient:
                 },
             )
             await self._clock.sleep(delay)
+
+    async def _attempt(
+        self, url: str, body: bytes, headers: dict[str, str], limits: httpx.Timeout, resend: int
+    ) -> httpx.Response:
+        """One HTTP attempt, as a CLIENT span (HTTP client semantic conventions) and a duration sample."""
+        parts = urlsplit(url)
+        attrs: dict[str, str | int] = {
+            "http.request.method": "POST",
+            "url.full": url,
+            "server.address": parts.hostname or "",
+            "server.port": parts.port or (443 if parts.scheme == "https" else 80),
+            "smartpush.endpoint": self._endpoint,
+        }
+        if resend:
+            attrs["http.request.resend_count"] = resend
+        start = time.perf_counter()
+        with self._t.tracer.start_as_current_span(
+            "POST", kind=SpanKind.CLIENT, attributes=attrs, record_exception=False, set_status_on_exception=False
+        ) as span:
+            propagate.inject(headers)
+            try:
+                response = await self._http.post(url, content=body, headers=headers, timeout=limits)
+            except BaseException as exc:
+                span.set_attribute("error.type", type(exc).__name__)
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                self._t.upstream_duration.record(
+                    (time.perf_counter() - start) * 1000,
+                    {"smartpush.endpoint": self._endpoint, "error.type": type(exc).__name__},
+                )
+                raise
+            status = response.status_code
+            span.set_attribute("http.response.status_code", status)
+            if status >= 400:
+                span.set_attribute("error.type", str(status))
+                if status >= 500 or status in (401, 429):
+                    span.set_attribute(
+                        "smartpush.retry_reason",
+                        "unauthorized" if status == 401 else "rate_limited" if status == 429 else "server",
+                    )
+                span.set_status(Status(StatusCode.ERROR, f"HTTP {status}"))
+            self._t.upstream_duration.record(
+                (time.perf_counter() - start) * 1000,
+                {"smartpush.endpoint": self._endpoint, "http.response.status_code": status},
+            )
+            return response
 
     def _remaining(self, deadline: float | None) -> float | None:
         return None if deadline is None else deadline - self._clock.monotonic()

@@ -13,12 +13,16 @@ from gateway.clock import Clock
 from gateway.config import ProfileSettings, Settings
 from gateway.errors import GatewayError
 from gateway.smartpush.tokens import Credentials, TokenProvider
+from gateway.telemetry import Telemetry
 
 _INLINE_CACHE = 64
 
 
 class TokenProviders:
-    def __init__(self, settings: Settings, http: httpx.AsyncClient, clock: Clock) -> None:
+    def __init__(
+        self, settings: Settings, http: httpx.AsyncClient, clock: Clock, telemetry: Telemetry | None = None
+    ) -> None:
+        self._t = telemetry or Telemetry.disabled()
         self._settings = settings
         self._http = http
         self._clock = clock
@@ -38,6 +42,7 @@ class TokenProviders:
             self._clock,
             refresh_ratio=sp.token_refresh_ratio,
             timeout_s=sp.token_timeout_s,
+            telemetry=self._t,
         )
 
     @property

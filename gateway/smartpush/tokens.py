@@ -11,15 +11,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import time
 import uuid
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import grpc
 import httpx
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from smartpush.gateway.v1 import errors_pb2
 
 from gateway.clock import Clock
 from gateway.errors import GatewayError
+from gateway.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +82,17 @@ class TokenProvider:
         *,
         refresh_ratio: float = 0.8,
         timeout_s: float = 5.0,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.name = name
+        self._t = telemetry or Telemetry.disabled()
+        parts = urlsplit(token_url)
+        self._http_attrs: dict[str, str | int] = {
+            "http.request.method": "POST",
+            "url.full": token_url,
+            "server.address": parts.hostname or "",
+            "server.port": parts.port or (443 if parts.scheme == "https" else 80),
+        }
         self._credentials = credentials
         self._url = token_url
         self._http = http
@@ -95,13 +108,20 @@ class TokenProvider:
 
     async def token(self) -> str:
         """A valid token: cached, or the result of the one refresh in flight."""
-        token = self._token
-        now = self._clock.time()
-        if token is not None and now < token.expires_at:
-            if now >= token.refresh_at and now >= self._background_not_before:
-                self._start_refresh()  # early refresh in the background; the cached token still serves
-            return token.value
-        return (await asyncio.shield(self._start_refresh())).value
+        with self._t.tracer.start_as_current_span(
+            "smartpush.token", attributes={"smartpush.profile": self.name}
+        ) as span:
+            token = self._token
+            now = self._clock.time()
+            if token is not None and now < token.expires_at:
+                if now >= token.refresh_at and now >= self._background_not_before:
+                    self._start_refresh()  # early refresh in the background; the cached token still serves
+                    span.set_attribute("smartpush.token.source", "cache+background_refresh")
+                else:
+                    span.set_attribute("smartpush.token.source", "cache")
+                return token.value
+            span.set_attribute("smartpush.token.source", "wait" if self._inflight is not None else "refresh")
+            return (await asyncio.shield(self._start_refresh())).value
 
     def invalidate(self, rejected: str) -> None:
         """Drop the token SmartPush rejected (401), unless a newer one already replaced it."""
@@ -116,11 +136,35 @@ class TokenProvider:
 
     def _refresh_done(self, task: asyncio.Task[Token]) -> None:
         self._inflight = None
-        if not task.cancelled() and task.exception() is not None:
+        error = None if task.cancelled() else task.exception()
+        outcome = "success"
+        if task.cancelled():
+            outcome = "cancelled"
+        elif error is not None:
+            outcome = error.reason_name if isinstance(error, GatewayError) else type(error).__name__
             self._background_not_before = self._clock.time() + _BACKGROUND_RETRY_S
-            log.warning("token refresh failed", extra={"profile": self.name})
+            log.warning("token refresh failed", extra={"profile": self.name, "reason": outcome})
+        self._t.token_refreshes.add(1, {"smartpush.profile": self.name, "outcome": outcome})
 
     async def _refresh(self) -> Token:
+        with self._t.tracer.start_as_current_span("POST", kind=SpanKind.CLIENT, attributes=self._http_attrs) as span:
+            span.set_attribute("smartpush.endpoint", "token")
+            start = time.perf_counter()
+            status: int | None = None
+            try:
+                token, status = await self._request()
+                return token
+            except GatewayError as err:
+                span.set_status(Status(StatusCode.ERROR, err.reason_name))
+                span.set_attribute("error.type", err.reason_name)
+                raise
+            finally:
+                if status is not None:
+                    span.set_attribute("http.response.status_code", status)
+                labels: dict[str, str | int] = {"smartpush.endpoint": "token", "http.response.status_code": status or 0}
+                self._t.upstream_duration.record((time.perf_counter() - start) * 1000, labels)
+
+    async def _request(self) -> tuple[Token, int]:
         rq_uid = str(uuid.uuid4())
         try:
             response = await self._http.post(
@@ -151,7 +195,7 @@ class TokenProvider:
             self._token = token
             self.refreshes += 1
             log.info("token refreshed", extra={"profile": self.name, "lifetime_s": round(lifetime, 1)})
-            return token
+            return token, response.status_code
         code = body.get("code")
         reason = TOKEN_ERROR_REASONS.get(code) if isinstance(code, int) else None
         if reason is not None:

@@ -1,0 +1,149 @@
+"""Tracer and meter providers from the standard OTEL_* variables, and the gateway's instruments.
+
+OTLP export (gRPC or HTTP/protobuf, per OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]PROTOCOL) when an
+OTLP endpoint is set; a console exporter behind a setting; an optional Prometheus scrape
+endpoint; nothing otherwise, in which case the tracer and meter are no-ops and cost nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+from gateway import __version__
+from gateway.config import TelemetrySettings
+from gateway.telemetry.policy import SubHasher
+
+log = logging.getLogger(__name__)
+SCOPE = "smartpush-gateway"
+# Histogram buckets in milliseconds: loopback calls take well under 1 ms, SmartPush tens to hundreds.
+DURATION_BUCKETS_MS = (0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+
+@dataclass
+class Telemetry:
+    tracer: trace.Tracer
+    meter: metrics.Meter
+    hash_sub: SubHasher
+    enabled: bool = False
+    _shutdown: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        m = self.meter
+        self.rpc_duration = m.create_histogram(
+            "rpc.server.duration", unit="ms", description="Duration of inbound RPCs",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS_MS,
+        )  # fmt: skip
+        self.rpc_active = m.create_up_down_counter(
+            "rpc.server.active_requests", unit="{request}", description="RPCs in flight"
+        )
+        self.upstream_duration = m.create_histogram(
+            "smartpush.upstream.duration", unit="ms", description="Duration of each HTTP attempt to SmartPush",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS_MS,
+        )  # fmt: skip
+        self.results = m.create_counter(
+            "smartpush.results", unit="{destination}", description="SmartPush results by status code and surface"
+        )
+        self.token_refreshes = m.create_counter(
+            "smartpush.token.refreshes", unit="{refresh}", description="Token requests by outcome"
+        )
+        self.retries = m.create_counter("smartpush.retries", unit="{retry}", description="Upstream retries by reason")
+        self.validation_failures = m.create_counter(
+            "smartpush.validation.failures", unit="{violation}", description="Rejected fields, by field path"
+        )
+
+    @classmethod
+    def disabled(cls) -> Telemetry:
+        return cls(trace.NoOpTracer(), metrics.NoOpMeter(SCOPE), SubHasher())
+
+    @classmethod
+    def from_providers(
+        cls, tracer_provider: trace.TracerProvider, meter_provider: metrics.MeterProvider, salt: str | None = None
+    ) -> Telemetry:
+        return cls(
+            tracer_provider.get_tracer(SCOPE, __version__),
+            meter_provider.get_meter(SCOPE, __version__),
+            SubHasher(salt),
+            enabled=True,
+            _shutdown=[tracer_provider, meter_provider],
+        )
+
+    def shutdown(self) -> None:
+        """Flush and stop exporters (on SIGTERM, after the server drained)."""
+        for provider in self._shutdown:
+            provider.shutdown()
+
+
+def _protocol(signal: str) -> str:
+    return (
+        os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"  # the specification's default
+    ).strip()
+
+
+def _otlp_configured(signal: str) -> bool:
+    if os.environ.get(f"OTEL_{signal}_EXPORTER", "otlp").strip() == "none":
+        return False
+    return bool(
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")
+    )
+
+
+def _span_exporter() -> Any:
+    if _protocol("TRACES") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # type: ignore[assignment]
+    return OTLPSpanExporter()
+
+
+def _metric_exporter() -> Any:
+    if _protocol("METRICS") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter  # type: ignore[assignment]
+    return OTLPMetricExporter()
+
+
+def build_telemetry(settings: TelemetrySettings) -> Telemetry:
+    """Providers from OTEL_* and settings; a no-op Telemetry when nothing would be exported."""
+    tracing = _otlp_configured("TRACES") or settings.console
+    metering = _otlp_configured("METRICS") or settings.console or bool(settings.prometheus_listen)
+    if not (tracing or metering):
+        return Telemetry.disabled()
+    salt = settings.sub_hash_salt.get_secret_value() if settings.sub_hash_salt else None
+    resource = Resource.create(
+        {"service.name": os.environ.get("OTEL_SERVICE_NAME", SCOPE), "service.version": __version__}
+    )
+    tracer_provider = TracerProvider(resource=resource)  # sampler from OTEL_TRACES_SAMPLER[_ARG]
+    if _otlp_configured("TRACES"):
+        tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter()))
+    readers: list[MetricReader] = []
+    if _otlp_configured("METRICS"):
+        readers.append(PeriodicExportingMetricReader(_metric_exporter()))
+    if settings.console:
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        tracer_provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+        readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter()))
+    if settings.prometheus_listen:
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        from prometheus_client import start_http_server
+
+        host, _, port = settings.prometheus_listen.rpartition(":")
+        start_http_server(int(port), addr=host or "0.0.0.0")
+        readers.append(PrometheusMetricReader())
+        log.info("Prometheus metrics served", extra={"listen": settings.prometheus_listen})
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    return Telemetry.from_providers(tracer_provider, meter_provider, salt)
