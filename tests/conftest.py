@@ -14,6 +14,7 @@ from gateway.clock import Clock
 from gateway.config import ProfileSettings, Settings, SmartPushSettings
 from gateway.emulator import DEMO_CLIENT_ID, DEMO_SECRET, EmulatorServer, start_emulator
 from gateway.server import Gateway, start_gateway
+from gateway.telemetry import Telemetry
 from tests.helpers import AsyncStub, EmulatorAdmin, async_stub
 
 GatewayFactory = Callable[..., Awaitable[Gateway]]
@@ -52,9 +53,9 @@ def settings_for(emulator: EmulatorServer, **overrides: Any) -> Settings:
 async def make_gateway(emulator: EmulatorServer, tmp_path: Path) -> AsyncIterator[GatewayFactory]:
     started: list[Gateway] = []
 
-    async def factory(clock: Clock | None = None, **overrides: Any) -> Gateway:
+    async def factory(clock: Clock | None = None, telemetry: Telemetry | None = None, **overrides: Any) -> Gateway:
         overrides.setdefault("consent_db", tmp_path / "consent.sqlite3")
-        gw = await start_gateway(settings_for(emulator, **overrides), clock=clock)
+        gw = await start_gateway(settings_for(emulator, **overrides), clock=clock, telemetry=telemetry)
         started.append(gw)
         return gw
 
