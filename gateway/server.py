@@ -35,7 +35,7 @@ from gateway.idempotency import IdempotencyCache
 from gateway.push import PushSender
 from gateway.smartpush import wire
 from gateway.smartpush.client import SmartPushClient
-from gateway.smartpush.http import make_http_client
+from gateway.smartpush.http import make_http_client, make_transport
 from gateway.smartpush.profiles import TokenProviders
 from gateway.telemetry import Telemetry, build_telemetry
 from gateway.telemetry.interceptor import TelemetryInterceptor
@@ -114,13 +114,19 @@ async def start_gateway(
 ) -> Gateway:
     clock = clock or SystemClock()
     telemetry = telemetry or build_telemetry(settings.telemetry)
-    http = http or make_http_client(settings.smartpush)
+    # Sends go straight to the transport (see Upstream); a client handed in (tests) is used as is.
+    upstream: httpx.AsyncBaseTransport | httpx.AsyncClient
+    if http is None:
+        upstream = make_transport(settings.smartpush)
+        http = make_http_client(settings.smartpush, upstream)
+    else:
+        upstream = http
     consent = consent or SqliteConsentStore(settings.consent_db)
     templates = TemplateRegistry.from_settings(settings.templates, strict=settings.strict_templates)
     tokens = TokenProviders(settings, http, clock, telemetry)
     sender = PushSender(
         settings,
-        SmartPushClient(http, settings.smartpush, clock, telemetry=telemetry),
+        SmartPushClient(upstream, settings.smartpush, clock, telemetry=telemetry),
         tokens,
         IdempotencyCache(clock, settings.idempotency_ttl_s, settings.idempotency_max_entries),
         clock,

@@ -24,6 +24,7 @@ from smartpush.gateway.v1 import errors_pb2
 from gateway.clock import Clock
 from gateway.config import SmartPushSettings
 from gateway.errors import GatewayError
+from gateway.smartpush.http import Upstream
 from gateway.smartpush.retry import backoff_delay, parse_retry_after
 from gateway.smartpush.tokens import TokenProvider
 from gateway.telemetry import Telemetry
@@ -53,10 +54,20 @@ def deadline_exceeded(rq_uid: str, message: str) -> GatewayError:
     )
 
 
+class _ClientUpstream:
+    """Sends through an AsyncClient (tests hand one in with a MockTransport or respx)."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str], limits: httpx.Timeout) -> httpx.Response:
+        return await self._client.post(url, content=body, headers=headers, timeout=limits)
+
+
 class SmartPushClient:
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: httpx.AsyncBaseTransport | httpx.AsyncClient,
         settings: SmartPushSettings,
         clock: Clock,
         rand: Callable[[], float] = random.random,
@@ -64,7 +75,7 @@ class SmartPushClient:
     ) -> None:
         self._t = telemetry or Telemetry.disabled()
         self._endpoint = settings.endpoint
-        self._http = http
+        self._upstream = Upstream(http) if isinstance(http, httpx.AsyncBaseTransport) else _ClientUpstream(http)
         self._settings = settings
         self._clock = clock
         self._rand = rand
@@ -165,7 +176,7 @@ class SmartPushClient:
         ) as span:
             propagate.inject(headers)
             try:
-                response = await self._http.post(url, content=body, headers=headers, timeout=limits)
+                response = await self._upstream.post(url, body, headers, limits)
             except BaseException as exc:
                 span.set_attribute("error.type", type(exc).__name__)
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))

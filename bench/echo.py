@@ -1,0 +1,36 @@
+"""The ceiling: a bare grpc.aio PushService built from the same proto that answers at once."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import grpc
+import uvloop
+from smartpush.gateway.v1 import delivery_pb2, push_service_pb2, push_service_pb2_grpc
+
+RESPONSE = push_service_pb2.SendResponse(
+    rq_uid="00000000-0000-4000-8000-000000000000",
+    response_id="echo",
+    results=[push_service_pb2.DestinationResult(surface=delivery_pb2.SURFACE_COMPANION, reported=True)],
+)
+
+
+class Echo(push_service_pb2_grpc.PushServiceServicer):
+    async def Send(self, request: Any, context: Any) -> Any:
+        return RESPONSE
+
+
+async def main(listen: str) -> None:
+    server = grpc.aio.server()
+    push_service_pb2_grpc.add_PushServiceServicer_to_server(Echo(), server)
+    server.add_insecure_port(listen)
+    await server.start()
+    print("ready", flush=True)
+    await server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--listen", required=True)
+    uvloop.run(main(parser.parse_args().listen))
