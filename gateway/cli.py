@@ -71,8 +71,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
         overrides["listen"] = args.listen
     if args.log_format:
         overrides["log_format"] = args.log_format
+    if args.workers:
+        overrides["workers"] = args.workers
     settings = load_settings(args.config, **overrides)
     logs.configure(settings.log_level, settings.log_format)
+    if settings.workers > 1:
+        if args.emulator:
+            print("--emulator runs in one process; drop --workers or start `emulator` apart", file=sys.stderr)
+            return 2
+        from gateway.workers import supervise
+
+        passthrough = [
+            *(["--config", args.config] if args.config else []),
+            *(["--log-format", args.log_format] if args.log_format else []),
+        ]
+        salt = settings.telemetry.sub_hash_salt
+        return supervise(
+            settings.workers,
+            settings.listen,
+            passthrough,
+            settings.telemetry.prometheus_listen,
+            salt.get_secret_value() if salt else None,
+        )
     return _run(_serve(settings, args.emulator))
 
 
@@ -266,6 +286,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="YAML settings file (also SMARTPUSH_GATEWAY_CONFIG)")
     s.add_argument("--emulator", action="store_true", help="start the SmartPush emulator in-process and use it")
     s.add_argument("--log-format", choices=["json", "text", "auto"])
+    s.add_argument("--workers", type=int, help="processes sharing the port (SO_REUSEPORT); default 1")
     s.set_defaults(func=cmd_serve)
 
     e = sub.add_parser("emulator", help="run the SmartPush emulator")

@@ -130,6 +130,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SMARTPUSH_GATEWAY_", env_nested_delimiter="__", extra="forbid")
 
     listen: str = "127.0.0.1:50051"
+    # Processes sharing the port (SO_REUSEPORT); clients need several channels to spread over them.
+    workers: int = Field(default=1, ge=1, le=64)
+    # Set by the supervisor for each worker; 0 when there is one process.
+    worker_index: int = Field(default=0, ge=0)
     # Serve TLS when both are set; add a client CA bundle to require client certificates (mTLS).
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None

@@ -29,6 +29,7 @@ SAFE_EXTRAS = frozenset(
         "attempt",
         "retry_reason",
         "delay_s",
+        "timeout_s",
         "lifetime_s",
         "listen",
         "emulator",

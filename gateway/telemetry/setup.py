@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +19,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
 from gateway import __version__
 from gateway.config import TelemetrySettings
@@ -77,10 +79,22 @@ class Telemetry:
             _shutdown=[tracer_provider, meter_provider],
         )
 
-    def shutdown(self) -> None:
-        """Flush and stop exporters (on SIGTERM, after the server drained)."""
-        for provider in self._shutdown:
-            provider.shutdown()
+    def shutdown(self, timeout_s: float = 5.0) -> None:
+        """Flush and stop exporters (on SIGTERM, after the server drained), for at most timeout_s.
+
+        An unreachable collector makes the SDK exporters retry with backoff; a pod must not
+        outlive its termination grace waiting on them, so what is not out by then is dropped.
+        """
+
+        def flush() -> None:
+            for provider in self._shutdown:
+                provider.shutdown()
+
+        worker = threading.Thread(target=flush, name="telemetry-shutdown", daemon=True)
+        worker.start()
+        worker.join(timeout_s)
+        if worker.is_alive():
+            log.warning("telemetry flush did not finish in time; dropping the rest", extra={"timeout_s": timeout_s})
 
 
 def _protocol(signal: str) -> str:
@@ -99,12 +113,10 @@ def _otlp_configured(signal: str) -> bool:
     )
 
 
-def _span_exporter() -> Any:
-    if _protocol("TRACES") == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-    else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # type: ignore[assignment]
-    return OTLPSpanExporter()
+def _span_exporter() -> SpanExporter:
+    from gateway.telemetry.exporters import FastGrpcSpanExporter, FastHttpSpanExporter
+
+    return FastGrpcSpanExporter() if _protocol("TRACES") == "grpc" else FastHttpSpanExporter()
 
 
 def _metric_exporter() -> Any:
@@ -122,9 +134,15 @@ def build_telemetry(settings: TelemetrySettings) -> Telemetry:
     if not (tracing or metering):
         return Telemetry.disabled()
     salt = settings.sub_hash_salt.get_secret_value() if settings.sub_hash_salt else None
-    resource = Resource.create(
-        {"service.name": os.environ.get("OTEL_SERVICE_NAME", SCOPE), "service.version": __version__}
-    )
+    attributes: dict[str, str] = {
+        "service.name": os.environ.get("OTEL_SERVICE_NAME", SCOPE),
+        "service.version": __version__,
+    }
+    if "service.instance.id" not in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", ""):
+        # Each process (and each `--workers` worker) reports its own cumulative metrics; a shared
+        # identity would make a collector merge them into one wrong series.
+        attributes["service.instance.id"] = str(uuid.uuid4())
+    resource = Resource.create(attributes)
     tracer_provider = TracerProvider(resource=resource)  # sampler from OTEL_TRACES_SAMPLER[_ARG]
     if _otlp_configured("TRACES"):
         tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter()))

@@ -1,0 +1,178 @@
+"""OTLP trace export encoded straight to protobuf wire bytes.
+
+The SDK's encoder builds a protobuf message object per span, attribute and value, and it runs
+on the export thread holding the GIL: it measured about 15 % of the gateway's CPU at full
+sampling. This writes the same bytes (field-number order, proto3 presence rules as the SDK's
+encoder applies them) with plain byte joins, and caches the encoding of attribute pairs, most
+of which repeat on every call. A test checks it against the SDK's encoder, message for message.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind
+
+_KIND = {
+    SpanKind.INTERNAL: 1,
+    SpanKind.SERVER: 2,
+    SpanKind.CLIENT: 3,
+    SpanKind.PRODUCER: 4,
+    SpanKind.CONSUMER: 5,
+}
+_HAS_IS_REMOTE = 0x100
+_IS_REMOTE = 0x200
+_CACHE_LIMIT = 4096
+_pair_cache: dict[tuple[str, Any], bytes] = {}
+_fixed64 = struct.Struct("<Q").pack
+_fixed32 = struct.Struct("<I").pack
+_double = struct.Struct("<d").pack
+
+
+def _varint(n: int) -> bytes:
+    if n < 0:
+        n &= 0xFFFFFFFFFFFFFFFF
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _ld(tag: int, payload: bytes) -> bytes:
+    """A length-delimited field (wire type 2)."""
+    return _varint(tag << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _string(tag: int, value: str) -> bytes:
+    return _ld(tag, value.encode()) if value else b""
+
+
+def _uint(tag: int, value: int) -> bytes:
+    return _varint(tag << 3) + _varint(value) if value else b""
+
+
+def _any_value(value: Any) -> bytes:
+    # bool before int: bool is an int subclass.
+    if isinstance(value, str):
+        return _ld(1, value.encode())
+    if isinstance(value, bool):
+        return b"\x10" + (b"\x01" if value else b"\x00")
+    if isinstance(value, int):
+        return b"\x18" + _varint(value)
+    if isinstance(value, float):
+        return b"\x21" + _double(value)
+    if isinstance(value, bytes):
+        return _ld(7, value)
+    if isinstance(value, Sequence):
+        return _ld(5, b"".join(_ld(1, _any_value(v)) for v in value))
+    if isinstance(value, Mapping):
+        return _ld(6, b"".join(_ld(1, _key_value(k, v)) for k, v in value.items()))
+    raise TypeError(f"unsupported attribute value type {type(value).__name__}")
+
+
+def _key_value(key: str, value: Any) -> bytes:
+    return _string(1, key) + _ld(2, _any_value(value))
+
+
+def _attributes(tag: int, attributes: Mapping[str, Any] | None) -> bytes:
+    if not attributes:
+        return b""
+    parts = []
+    cache = _pair_cache
+    for key, value in attributes.items():
+        pair = (key, value)
+        try:
+            encoded = cache.get(pair)
+        except TypeError:  # an unhashable value
+            encoded, pair = None, None  # type: ignore[assignment]
+        if encoded is None:
+            encoded = _ld(tag, _key_value(key, value))
+            if pair is not None:
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()  # unique values (request ids) churn; the repeating ones come back at once
+                cache[pair] = encoded
+        parts.append(encoded)
+    return b"".join(parts)
+
+
+def _span(span: ReadableSpan) -> bytes:
+    ctx = span.get_span_context()
+    assert ctx is not None
+    parent = span.parent
+    flags = _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
+    trace_state = ctx.trace_state.to_header() if ctx.trace_state else ""
+    parts = [
+        b"\x0a\x10" + ctx.trace_id.to_bytes(16, "big"),
+        b"\x12\x08" + ctx.span_id.to_bytes(8, "big"),
+        _string(3, trace_state),
+        b"\x22\x08" + parent.span_id.to_bytes(8, "big") if parent is not None else b"",
+        _string(5, span.name),
+        _uint(6, _KIND[span.kind]),
+        b"\x39" + _fixed64(span.start_time or 0) if span.start_time else b"",
+        b"\x41" + _fixed64(span.end_time or 0) if span.end_time else b"",
+        _attributes(9, span.attributes),
+        _uint(10, span.dropped_attributes),
+    ]
+    for event in span.events:
+        body = (
+            (b"\x09" + _fixed64(event.timestamp) if event.timestamp else b"")
+            + _string(2, event.name)
+            + _attributes(3, event.attributes)
+            + _uint(4, event.dropped_attributes)
+        )
+        parts.append(_ld(11, body))
+    parts.append(_uint(12, span.dropped_events))
+    for link in span.links:
+        lctx = link.context
+        lflags = _HAS_IS_REMOTE | (_IS_REMOTE if lctx.is_remote else 0)
+        body = (
+            b"\x0a\x10"
+            + lctx.trace_id.to_bytes(16, "big")
+            + b"\x12\x08"
+            + lctx.span_id.to_bytes(8, "big")
+            + _string(3, lctx.trace_state.to_header() if lctx.trace_state else "")
+            + _attributes(4, link.attributes)
+            + _uint(5, link.dropped_attributes)
+            + b"\x35"
+            + _fixed32(lflags)
+        )
+        parts.append(_ld(13, body))
+    parts.append(_uint(14, span.dropped_links))
+    status = span.status
+    parts.append(_ld(15, _string(2, status.description or "") + _uint(3, status.status_code.value)))
+    parts.append(b"\x85\x01" + _fixed32(flags))  # field 16, fixed32
+    return b"".join(parts)
+
+
+def encode_trace_request(spans: Sequence[ReadableSpan]) -> bytes:
+    """ExportTraceServiceRequest bytes, grouped by resource then scope in first-seen order."""
+    groups: dict[Any, dict[Any, list[bytes]]] = {}
+    resources: dict[Any, Any] = {}
+    for span in spans:
+        resource = span.resource
+        key = id(resource)
+        resources[key] = resource
+        groups.setdefault(key, {}).setdefault(span.instrumentation_scope, []).append(_ld(2, _span(span)))
+    out = []
+    for key, scopes in groups.items():
+        resource = resources[key]
+        body = [_ld(1, _attributes(1, resource.attributes))]
+        for scope, encoded in scopes.items():
+            scope_body = b""
+            if scope is not None:
+                scope_body = _ld(
+                    1,
+                    _string(1, scope.name) + _string(2, scope.version or "") + _attributes(3, scope.attributes),
+                )
+            schema = scope.schema_url if scope is not None else ""
+            body.append(_ld(2, scope_body + b"".join(encoded) + _string(3, schema or "")))
+        body.append(_string(3, resource.schema_url))
+        out.append(_ld(1, b"".join(body)))
+    return b"".join(out)
