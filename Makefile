@@ -4,16 +4,20 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TOOLS  := $(VENV)/.toolchains
+# checkov pins its own dependency tree: it gets a virtualenv of its own, inside .venv.
+CHECKOV := $(VENV)/checkov/bin/checkov
 GOENV  := GO111MODULE=off GOPATH=$(CURDIR)/clients/go:/usr/share/gocode GOFLAGS=
 LISTEN ?= 127.0.0.1:50051
 
 .DEFAULT_GOAL := help
+.PHONY: bench bench-smoke deploy-check
 .PHONY: help venv toolchains run generate check-generated lint typecheck buf-lint buf-breaking release-contract go-vet ts-build unit test clean
 
 help:
 	@echo "make run       start the gateway on $(LISTEN) with the built-in SmartPush emulator"
 	@echo "make test      lint, type check, contract checks, generated-code freshness and all tests"
 	@echo "make generate  regenerate every language's stubs from proto/"
+	@echo "make bench     the benchmark (a few minutes): table, bench/results/latest.{json,png}"
 
 # The virtualenv is rebuilt whenever a dependency list changes.
 $(STAMP): pyproject.toml clients/python/pyproject.toml
@@ -30,6 +34,10 @@ $(TOOLS): scripts/install-toolchains.sh clients/typescript/package-lock.json $(S
 	@touch $@
 
 toolchains: $(TOOLS)
+
+$(CHECKOV):
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/python -m pip install --quiet checkov==3.3.30
 
 run: $(STAMP)
 	$(BIN)/smartpush-gateway serve --emulator --listen $(LISTEN)
@@ -67,8 +75,15 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
-test: $(STAMP) $(TOOLS) lint typecheck buf-lint buf-breaking check-generated go-vet ts-build
+test: $(STAMP) $(TOOLS) $(CHECKOV) lint typecheck buf-lint buf-breaking check-generated go-vet ts-build
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# Ratios measured side by side in one run (bench/run.py); not part of `make test`.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run --soak 120
+
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench.run --smoke --out bench/results
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -42,15 +42,27 @@ class Proc:
     popen: subprocess.Popen[bytes]
     address: str
 
+    def pids(self) -> list[int]:
+        """The process and its children (`serve --workers N` supervises N workers)."""
+        pid = self.popen.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [pid, *map(int, children)]
+
     def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS
+        total = 0
+        for pid in self.pids():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        return total / TICKS
 
     def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.popen.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        """Resident memory of the whole process tree."""
+        total = 0
+        for pid in self.pids():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        return total / 1024
 
 
 def start(name: str, argv: list[str], address: str, env: dict[str, str] | None = None, ready: bytes = b"") -> Proc:
@@ -140,7 +152,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     duration = 1.0 if args.smoke else args.duration
-    ports = {k: free_port() for k in ("sink", "emulator", "off", "on", "echo")}
+    ports = {k: free_port() for k in ("sink", "emulator", "off", "on", "on2", "echo")}
     emulator_url = f"http://127.0.0.1:{ports['emulator']}"
     base_env = {
         "SMARTPUSH_GATEWAY_SMARTPUSH__BASE_URL": emulator_url,
@@ -176,16 +188,24 @@ def main() -> int:
             f"127.0.0.1:{ports['echo']}",
             ready=b"ready",
         )
-        procs += [off, on, echo]  # fmt: skip
+        # The same, as two worker processes sharing the port (serve --workers 2).
+        on2 = start(
+            "gateway+otel x2",
+            [*gw, f"127.0.0.1:{ports['on2']}", "--workers", "2"],
+            f"127.0.0.1:{ports['on2']}",
+            on_env,
+            b"listening",
+        )
+        procs += [off, on, on2, echo]  # fmt: skip
         rows: list[Row] = []
         rows.append(measure("c=1", None, "http", emulator_url, 1, duration))
         for p in (off, on, echo):
             rows.append(measure("c=1", p, "grpc", p.address, 1, duration))
-        for p in (off, on, echo):
+        for p in (off, on, on2, echo):
             rows.append(measure("c=64", p, "grpc", p.address, 8 if args.smoke else 64, duration))
         slow_c, rtt = (16, 0.05) if args.smoke else (256, 0.05)
         httpx.put(f"{emulator_url}/_emulator/faults", json={"latency_ms": rtt * 1000}).raise_for_status()
-        for p in (off, on):
+        for p in (off, on, on2):
             row = measure("c=256 @50ms", p, "grpc", p.address, slow_c, duration)
             row.extra["ideal_rps"] = slow_c / rtt
             rows.append(row)
@@ -210,7 +230,7 @@ def main() -> int:
 def run_soak(proc: Proc, seconds: float) -> list[tuple[float, float]]:
     samples: list[tuple[float, float]] = []
     argv = ["-m", "bench.load", "--target", proc.address, "--concurrency", "64", "--duration", str(seconds)]
-    loader = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, cwd=ROOT)
+    loader = subprocess.Popen([sys.executable, *argv], stdout=subprocess.DEVNULL, cwd=ROOT)  # only RSS matters
     start_t = time.monotonic()
     while loader.poll() is None:
         samples.append((time.monotonic() - start_t, proc.rss_mb()))
@@ -225,9 +245,11 @@ def _find(rows: list[Row], scenario: str, target: str) -> Row | None:
 
 def summarise(rows: list[Row], stats: dict[str, int], soak: list[tuple[float, float]]) -> dict[str, Any]:
     # One token per gateway process is the target; the direct-to-emulator loader takes one more.
-    out: dict[str, Any] = {"token requests (2 gateways + 1 direct loader)": stats.get("token", 0)}
+    out: dict[str, Any] = {
+        "token requests (want 5: one per gateway process, 4, and the direct loader's)": stats.get("token", 0)
+    }
     echo64 = _find(rows, "c=64", "echo")
-    for name in ("gateway", "gateway+otel"):
+    for name in ("gateway", "gateway+otel", "gateway+otel x2"):
         g64 = _find(rows, "c=64", name)
         if g64 and echo64 and echo64.rps:
             out[f"{name} / echo throughput at c=64"] = round(g64.rps / echo64.rps, 3)

@@ -1,4 +1,4 @@
-"""`smartpush-gateway serve | emulator | send`."""
+"""`smartpush-gateway serve | emulator | send | health | permissions | templates`."""
 
 from __future__ import annotations
 
@@ -223,6 +223,30 @@ def _print_error(path: str, message: str) -> int:
     return 1
 
 
+# --- health -------------------------------------------------------------------------------------
+async def _health(target: str, service: str, ca_pem: bytes | None, wait_s: float) -> int:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    creds = grpc.ssl_channel_credentials(ca_pem) if ca_pem else None
+    channel = grpc.aio.secure_channel(target, creds) if creds else grpc.aio.insecure_channel(target)
+    async with channel:
+        try:
+            stub: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stubs only know the sync stub
+            reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=wait_s)
+        except grpc.aio.AioRpcError as err:
+            print(f"{service or '(overall)'}: {err.code().name}", file=sys.stderr)
+            return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(f"{service or '(overall)'}: {status}")
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 when the service is SERVING: for Docker HEALTHCHECK and scripts."""
+    ca_pem = Path(args.ca).read_bytes() if args.ca else None
+    return asyncio.run(_health(args.target, args.service, ca_pem, args.timeout))
+
+
 def cmd_permissions_parse(args: argparse.Namespace) -> int:
     from gateway.smartapp.codec import CodecError
     from gateway.smartapp.permissions import load_message, parse_take_runtime_permissions
@@ -318,6 +342,13 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--validate-only", action="store_true")
     c.add_argument("--timeout", type=float, default=10.0)
     c.set_defaults(func=cmd_send)
+
+    h = sub.add_parser("health", help="check a gateway's grpc.health.v1 status (exit 0 when SERVING)")
+    h.add_argument("--target", default="127.0.0.1:50051", help="HOST:PORT")
+    h.add_argument("--service", default="", help="'' (ready to serve, the default), 'liveness' or an API service")
+    h.add_argument("--ca", help="CA bundle when the gateway serves TLS")
+    h.add_argument("--timeout", type=float, default=2.0)
+    h.set_defaults(func=cmd_health)
 
     perm = sub.add_parser("permissions", help="runtime push consent messages").add_subparsers(dest="op", required=True)
     pp = perm.add_parser("parse", help="parse a TAKE_RUNTIME_PERMISSIONS message (JSON) into the typed result")

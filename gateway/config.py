@@ -144,6 +144,10 @@ class Settings(BaseSettings):
     allow_inline_credentials: bool = False
     # SIGTERM: NOT_SERVING at once, then this long for in-flight calls to finish.
     shutdown_grace_s: float = 10.0
+    # How often readiness re-checks that a token for the default profile is held or obtainable.
+    readiness_interval_s: float = Field(default=10.0, gt=0)
+    # Readiness asks for the default profile's token (and so warms the cache); off: ready once configured.
+    readiness_checks_token: bool = True
     log_level: str = "INFO"
     # `auto`: text on a terminal, JSON otherwise.
     log_format: Literal["json", "text", "auto"] = "auto"

@@ -33,6 +33,7 @@ from gateway.config import Settings
 from gateway.consent import ConsentStore, SqliteConsentStore
 from gateway.idempotency import IdempotencyCache
 from gateway.push import PushSender
+from gateway.readiness import Readiness
 from gateway.smartpush import wire
 from gateway.smartpush.client import SmartPushClient
 from gateway.smartpush.http import make_http_client, make_transport
@@ -74,6 +75,7 @@ class Gateway:
     consent: ConsentStore
     templates: TemplateRegistry
     telemetry: Telemetry
+    readiness: Readiness
     _stopped: bool = field(default=False)
 
     @property
@@ -86,6 +88,7 @@ class Gateway:
         if self._stopped:
             return
         self._stopped = True
+        await self.readiness.stop()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.settings.shutdown_grace_s if grace is None else grace)
         await self.http.aclose()
@@ -147,9 +150,15 @@ async def start_gateway(
     creds = _credentials(settings)
     port = server.add_secure_port(settings.listen, creds) if creds else server.add_insecure_port(settings.listen)
     await server.start()
-    for service in ("", *API_SERVICES):
-        await health.set(service, health_pb2.HealthCheckResponse.SERVING)
-    return Gateway(settings, server, port, health, http, tokens, sender, consent, templates, telemetry)
+    readiness = Readiness(
+        health,
+        API_SERVICES,
+        tokens.named.get(settings.default_profile) if settings.readiness_checks_token else None,
+        settings.readiness_interval_s,
+        settings.smartpush.token_timeout_s,
+    )
+    await readiness.start()
+    return Gateway(settings, server, port, health, http, tokens, sender, consent, templates, telemetry, readiness)
 
 
 async def run_until_signalled(gateway: Gateway) -> None:

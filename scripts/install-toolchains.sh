@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 # grpc-go 1.33 marshals through github.com/golang/protobuf: it must be the 1.5 line (APIv2-backed),
 # which replaces the 1.3 package that golang-google-grpc-dev pulls in.
 DEBS=(golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev golang-google-protobuf-dev
-      golang-google-genproto-dev golang-github-golang-protobuf-1-5-dev)
+      golang-google-genproto-dev golang-github-golang-protobuf-1-5-dev
+      kubectl)  # `kubectl kustomize` renders deploy/k8s; no cluster is contacted
 missing=()
 for pkg in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -45,6 +45,8 @@ def settings_for(emulator: EmulatorServer, **overrides: Any) -> Settings:
         profiles=profiles,
         smartpush=SmartPushSettings(**smartpush),
         shutdown_grace_s=1.0,
+        # Off so a test sees the gateway's first token request itself; tests/integration/test_readiness.py turns it on.
+        readiness_checks_token=overrides.pop("readiness_checks_token", False),
         **overrides,
     )
 

@@ -123,6 +123,13 @@ class TokenProvider:
             span.set_attribute("smartpush.token.source", "wait" if self._inflight is not None else "refresh")
             return (await asyncio.shield(self._start_refresh())).value
 
+    async def ensure(self) -> bool:
+        """True once a valid token is cached, asking for one if needed (readiness); raises if none can be had."""
+        token = self._token
+        if token is None or self._clock.time() >= token.expires_at:
+            await asyncio.shield(self._start_refresh())
+        return True
+
     def invalidate(self, rejected: str) -> None:
         """Drop the token SmartPush rejected (401), unless a newer one already replaced it."""
         if self._token is not None and self._token.value == rejected:
