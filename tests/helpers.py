@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -125,3 +126,11 @@ def unwrap(body: dict[str, Any]) -> dict[str, Any]:
     inner = body.get("requestPayload", body)
     assert isinstance(inner, dict)
     return inner
+
+
+def free_port() -> int:
+    """A free loopback TCP port (for servers a test starts in another process)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port

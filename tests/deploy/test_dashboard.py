@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,19 +13,13 @@ from pathlib import Path
 import httpx
 
 from gateway.emulator import DEMO_TEMPLATE_ID
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DASHBOARD = ROOT / "deploy" / "grafana-dashboard.json"
 # Added by the collector's resource_to_telemetry_conversion (deploy/otel-collector.yaml), or by PromQL.
 NOT_FROM_THE_GATEWAY = {"service_name", "le"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def scrape_after_traffic() -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import yaml
 from gateway.config import Settings, load_settings
 from gateway.emulator import DEMO_TEMPLATE_ID
 from gateway.readiness import LIVENESS
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -243,10 +243,3 @@ def test_dockerfile_entrypoint_serves_the_manifests_config_against_the_emulator(
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,17 +20,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from gateway.emulator import DEMO_TEMPLATE_ID
-from tests.helpers import async_stub, send_request
+from tests.helpers import async_stub, free_port, send_request
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Running:
@@ -70,7 +62,7 @@ async def running(*argv: str) -> AsyncIterator[Running]:
 
 
 async def test_make_run_serves_and_the_send_cli_succeeds() -> None:
-    port = _free_port()
+    port = free_port()
     async with running("make", "-s", "run", f"LISTEN=127.0.0.1:{port}") as server:
         assert server.target == f"127.0.0.1:{port}"
         assert "smartpush-gateway send" in server.banner  # it prints how to call it
@@ -113,7 +105,7 @@ async def test_make_run_serves_and_the_send_cli_succeeds() -> None:
 
 
 async def test_health_reflection_and_sigterm_drain() -> None:
-    port = _free_port()
+    port = free_port()
     argv = (str(BIN / "smartpush-gateway"), "serve", "--emulator", "--listen", f"127.0.0.1:{port}")
     async with running(*argv) as server, grpc.aio.insecure_channel(server.target) as channel:
         health: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stubs only know the sync stub

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from aiohttp import web
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from tests.helpers import async_stub, send_request
+from tests.helpers import async_stub, free_port, send_request
 
 BIN = Path(sys.executable).parent
 
@@ -61,13 +60,6 @@ class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
         return metrics_service_pb2.ExportMetricsServiceResponse()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 async def grpc_receiver() -> AsyncIterator[tuple[str, Received]]:
     received = Received()
@@ -98,14 +90,14 @@ async def http_receiver() -> AsyncIterator[tuple[str, Received]]:
     app.add_routes([web.post("/v1/traces", traces), web.post("/v1/metrics", metrics)])
     runner = web.AppRunner(app)
     await runner.setup()
-    port = _free_port()
+    port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     yield f"http://127.0.0.1:{port}", received
     await runner.cleanup()
 
 
 async def _run_gateway_and_send(endpoint: str, protocol: str) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
