@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import grpc
 import httpx
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from smartpush.gateway.v1 import errors_pb2
 
@@ -79,6 +79,7 @@ class SmartPushClient:
         self._settings = settings
         self._clock = clock
         self._rand = rand
+        self._span_attrs: dict[str, dict[str, str | int]] = {}  # per URL (one per profile): parsed once
 
     async def post(
         self,
@@ -160,21 +161,23 @@ class SmartPushClient:
         self, url: str, body: bytes, headers: dict[str, str], limits: httpx.Timeout, resend: int
     ) -> httpx.Response:
         """One HTTP attempt, as a CLIENT span (HTTP client semantic conventions) and a duration sample."""
-        parts = urlsplit(url)
-        attrs: dict[str, str | int] = {
-            "http.request.method": "POST",
-            "url.full": url,
-            "server.address": parts.hostname or "",
-            "server.port": parts.port or (443 if parts.scheme == "https" else 80),
-            "smartpush.endpoint": self._endpoint,
-        }
+        attrs = self._span_attrs.get(url)
+        if attrs is None:
+            parts = urlsplit(url)
+            attrs = self._span_attrs[url] = {
+                "http.request.method": "POST",
+                "url.full": url,
+                "server.address": parts.hostname or "",
+                "server.port": parts.port or (443 if parts.scheme == "https" else 80),
+                "smartpush.endpoint": self._endpoint,
+            }
         if resend:
-            attrs["http.request.resend_count"] = resend
+            attrs = {**attrs, "http.request.resend_count": resend}
         start = time.perf_counter()
-        with self._t.tracer.start_as_current_span(
-            "POST", kind=SpanKind.CLIENT, attributes=attrs, record_exception=False, set_status_on_exception=False
-        ) as span:
-            propagate.inject(headers)
+        # A leaf span: started, injected and ended here, never made current (nothing runs under it).
+        span = self._t.tracer.start_span("POST", kind=SpanKind.CLIENT, attributes=attrs)
+        try:
+            propagate.inject(headers, context=trace.set_span_in_context(span))
             try:
                 response = await self._upstream.post(url, body, headers, limits)
             except BaseException as exc:
@@ -200,6 +203,8 @@ class SmartPushClient:
                 {"smartpush.endpoint": self._endpoint, "http.response.status_code": status},
             )
             return response
+        finally:
+            span.end()
 
     def _remaining(self, deadline: float | None) -> float | None:
         return None if deadline is None else deadline - self._clock.monotonic()

@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from opentelemetry import propagate
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -66,34 +67,35 @@ class TelemetryInterceptor(_Interceptor):
     def _wrap(
         self, behavior: Callable[..., Awaitable[Any]], service: str, method: str
     ) -> Callable[..., Awaitable[Any]]:
-        t = self._t
+        tracer, in_flight, duration = self._t.tracer, self._t.in_flight, self._t.rpc_duration
         span_name = f"{service}/{method}"
         base = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
+        key = ("grpc", service, method)
 
         async def traced(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             parent = propagate.extract(context.invocation_metadata() or (), getter=_GETTER)
             start = time.perf_counter()
-            t.rpc_active.add(1, base)
+            in_flight.add(key)
+            # start_span + attach rather than start_as_current_span: the same span made current,
+            # without two generator-based context managers per call.
+            span = tracer.start_span(span_name, context=parent, kind=SpanKind.SERVER, attributes=base)
+            token = otel_context.attach(trace.set_span_in_context(span))
             code = grpc.StatusCode.OK
-            with t.tracer.start_as_current_span(
-                span_name, context=parent, kind=SpanKind.SERVER, attributes=base, record_exception=False,
-                set_status_on_exception=False,
-            ) as span:  # fmt: skip
-                try:
-                    return await behavior(request, context)
-                except BaseException:
-                    code = context.code() or grpc.StatusCode.UNKNOWN
-                    if code == grpc.StatusCode.OK:
-                        code = grpc.StatusCode.UNKNOWN
-                    raise
-                finally:
-                    number = code.value[0]
-                    span.set_attribute("rpc.grpc.status_code", number)
-                    if code != grpc.StatusCode.OK:
-                        span.set_status(Status(StatusCode.ERROR, code.name))
-                    t.rpc_active.add(-1, base)
-                    t.rpc_duration.record(
-                        (time.perf_counter() - start) * 1000, {**base, "rpc.grpc.status_code": number}
-                    )
+            try:
+                return await behavior(request, context)
+            except BaseException:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                if code == grpc.StatusCode.OK:
+                    code = grpc.StatusCode.UNKNOWN
+                raise
+            finally:
+                otel_context.detach(token)
+                number = code.value[0]
+                span.set_attribute("rpc.grpc.status_code", number)
+                if code != grpc.StatusCode.OK:
+                    span.set_status(Status(StatusCode.ERROR, code.name))
+                span.end()
+                in_flight.add(key, -1)
+                duration.record((time.perf_counter() - start) * 1000, {**base, "rpc.grpc.status_code": number})
 
         return traced

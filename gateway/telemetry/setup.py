@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from gateway import __version__
 from gateway.config import TelemetrySettings
 from gateway.telemetry.policy import SubHasher
+from gateway.telemetry.tally import Tally
 
 log = logging.getLogger(__name__)
 SCOPE = "smartpush-gateway"
@@ -45,16 +46,20 @@ class Telemetry:
             "rpc.server.duration", unit="ms", description="Duration of inbound RPCs",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS_MS,
         )  # fmt: skip
-        self.rpc_active = m.create_up_down_counter(
-            "rpc.server.active_requests", unit="{request}", description="RPCs in flight"
+        # In-flight RPCs and results are counted in plain dicts and observed at collection (tally.py).
+        self.in_flight = Tally(("rpc.system", "rpc.service", "rpc.method"))
+        m.create_observable_up_down_counter(
+            "rpc.server.active_requests", [self.in_flight.observe], unit="{request}", description="RPCs in flight"
         )
         self.upstream_duration = m.create_histogram(
             "smartpush.upstream.duration", unit="ms", description="Duration of each HTTP attempt to SmartPush",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS_MS,
         )  # fmt: skip
-        self.results = m.create_counter(
-            "smartpush.results", unit="{destination}", description="SmartPush results by status code and surface"
-        )
+        self.results = Tally(("smartpush.status_code", "smartpush.surface"))
+        m.create_observable_counter(
+            "smartpush.results", [self.results.observe], unit="{destination}",
+            description="SmartPush results by status code and surface",
+        )  # fmt: skip
         self.token_refreshes = m.create_counter(
             "smartpush.token.refreshes", unit="{refresh}", description="Token requests by outcome"
         )

@@ -136,7 +136,8 @@ async def test_otlp_export(
     await _run_gateway_and_send(endpoint, protocol)
     names = [s.name for s in received.spans]
     assert names.count("smartpush.gateway.v1.PushService/Send") == 2
-    assert {"smartpush.validate", "smartpush.token", "POST"} <= set(names)
+    # The valid send's attempt and the token request (readiness fetched it at start: no call waited).
+    assert names.count("POST") == 2
     assert received.services == {"gateway-under-test"}
     assert {
         "rpc.server.duration",
