@@ -26,6 +26,7 @@ from gateway.templates import Rendered, TemplateRegistry
 from gateway.validation import validate_send
 
 SendRequest = push_service_pb2.SendRequest
+_MODE_NAMES = {v.number: v.name for v in delivery_pb2.DeliveryMode.DESCRIPTOR.values}
 SendResponse = push_service_pb2.SendResponse
 
 
@@ -126,9 +127,7 @@ class PushSender:
                 "smartpush.surfaces": [
                     SURFACE_TO_WIRE.get(d.surface, str(d.surface)) for d in req.delivery.destinations
                 ],
-                "smartpush.delivery_mode": delivery_pb2.DeliveryMode.Name(req.delivery.delivery_mode)
-                if req.delivery.delivery_mode in delivery_pb2.DeliveryMode.values()
-                else str(req.delivery.delivery_mode),
+                "smartpush.delivery_mode": _MODE_NAMES.get(req.delivery.delivery_mode, str(req.delivery.delivery_mode)),
                 "smartpush.profile": self._tokens.resolve_name(req),
                 "smartpush.project_id": req.project_id,
                 "smartpush.sub_hash": self._t.hash_sub(req.sub) if req.sub else None,
