@@ -6,12 +6,12 @@ token cannot reach the log through a careless `extra=`.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
 from typing import Any
 
+import orjson
 from opentelemetry import trace
 
 SAFE_EXTRAS = frozenset(
@@ -58,10 +58,6 @@ class TraceContextFilter(logging.Filter):
         return True
 
 
-# Built once: json.dumps with any option constructs a new encoder on every call.
-_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
-
-
 class JsonFormatter(logging.Formatter):
     _second = -1
     _stamp = ""
@@ -79,7 +75,7 @@ class JsonFormatter(logging.Formatter):
         out.update(_extras(record))
         if record.exc_info and record.exc_info[0] is not None:
             out["exc_type"] = record.exc_info[0].__name__
-        return _encode(out)
+        return orjson.dumps(out, default=str).decode()
 
 
 class TextFormatter(logging.Formatter):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+import orjson
 from smartpush.gateway.v1 import errors_pb2
 
 from gateway.errors import FieldViolation, GatewayError, QuotaViolation
@@ -76,8 +76,8 @@ def _upstream_violations(envelope: dict[str, Any]) -> list[FieldViolation]:
 def classify(http_status: int, body: bytes, surfaces: Sequence[int], rq_uid: str, *, sequential: bool) -> Outcome:
     """Results in request order, or the error for an answer in which nothing was delivered."""
     try:
-        envelope = json.loads(body) if body else {}
-    except ValueError:
+        envelope = orjson.loads(body) if body else {}
+    except ValueError:  # orjson.JSONDecodeError is a ValueError
         raise _bad_response(
             f"SmartPush answered HTTP {http_status} with a body that is not JSON", rq_uid, http_status
         ) from None
