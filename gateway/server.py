@@ -39,18 +39,17 @@ from gateway.smartpush.client import SmartPushClient
 from gateway.smartpush.http import make_http_client, make_transport
 from gateway.smartpush.profiles import TokenProviders
 from gateway.telemetry import Telemetry, build_telemetry
-from gateway.telemetry.interceptor import TelemetryInterceptor
+from gateway.telemetry.server_spans import instrument
 from gateway.templates import TemplateRegistry
 
 log = logging.getLogger(__name__)
 
-PUSH_SERVICE = push_service_pb2.DESCRIPTOR.services_by_name["PushService"].full_name
-API_SERVICES = (
-    PUSH_SERVICE,
-    permission_service_pb2.DESCRIPTOR.services_by_name["PermissionService"].full_name,
-    template_service_pb2.DESCRIPTOR.services_by_name["TemplateService"].full_name,
-    smartapp_service_pb2.DESCRIPTOR.services_by_name["SmartAppService"].full_name,
-)
+_PUSH = push_service_pb2.DESCRIPTOR.services_by_name["PushService"]
+_PERMISSION = permission_service_pb2.DESCRIPTOR.services_by_name["PermissionService"]
+_TEMPLATE = template_service_pb2.DESCRIPTOR.services_by_name["TemplateService"]
+_SMARTAPP = smartapp_service_pb2.DESCRIPTOR.services_by_name["SmartAppService"]
+PUSH_SERVICE = _PUSH.full_name
+API_SERVICES = tuple(s.full_name for s in (_PUSH, _PERMISSION, _TEMPLATE, _SMARTAPP))
 SERVICE_NAMES = (*API_SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
 
 _SERVER_OPTIONS = [
@@ -138,12 +137,19 @@ async def start_gateway(
         consent,
         telemetry,
     )
-    interceptors = [TelemetryInterceptor(telemetry)] if telemetry.enabled else []
-    server = grpc.aio.server(interceptors=interceptors, options=_SERVER_OPTIONS)
-    push_service_pb2_grpc.add_PushServiceServicer_to_server(PushServicer(sender, clock), server)
-    permission_service_pb2_grpc.add_PermissionServiceServicer_to_server(PermissionServicer(consent, clock), server)
-    template_service_pb2_grpc.add_TemplateServiceServicer_to_server(TemplateServicer(templates), server)
-    smartapp_service_pb2_grpc.add_SmartAppServiceServicer_to_server(SmartAppServicer(), server)
+    server = grpc.aio.server(options=_SERVER_OPTIONS)
+    push_service_pb2_grpc.add_PushServiceServicer_to_server(
+        instrument(PushServicer(sender, clock), _PUSH, telemetry), server
+    )
+    permission_service_pb2_grpc.add_PermissionServiceServicer_to_server(
+        instrument(PermissionServicer(consent, clock), _PERMISSION, telemetry), server
+    )
+    template_service_pb2_grpc.add_TemplateServiceServicer_to_server(
+        instrument(TemplateServicer(templates), _TEMPLATE, telemetry), server
+    )
+    smartapp_service_pb2_grpc.add_SmartAppServiceServicer_to_server(
+        instrument(SmartAppServicer(), _SMARTAPP, telemetry), server
+    )
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(SERVICE_NAMES, server)
