@@ -17,7 +17,6 @@ import asyncio
 import base64
 import binascii
 import functools
-import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
+import orjson
 from aiohttp import web
 
 from gateway.config import EXTENDED_PATH, LITE_PATH, TOKEN_PATH
@@ -41,11 +41,11 @@ _TOKEN_ERRORS = {
     6: (401, "credentials doesn't match db data"),
     7: (401, "scope from db not fully includes consumed scope"),
 }
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=_dumps(body).encode(), status=status, content_type="application/json", headers=headers)
+    # orjson: compact UTF-8, like SmartPush's answers; a fifth of a send's CPU with the json module.
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json", headers=headers)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -140,7 +140,7 @@ class Emulator:
     async def _send(self, request: web.Request, endpoint: str) -> web.Response:
         raw = await request.read()
         try:
-            body = json.loads(raw) if raw else None
+            body = orjson.loads(raw) if raw else None
         except ValueError:
             body = None
         decision, injected = await self._faults("send", request)
