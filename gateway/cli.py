@@ -1,4 +1,8 @@
-"""`smartpush-gateway serve | emulator | send | health | permissions | templates`."""
+"""`smartpush-gateway serve | emulator | send | health | permissions | templates`.
+
+gRPC and the generated stubs are imported by the commands that use them: the `serve --workers`
+supervisor only parses settings and starts processes, and stays ~15 MB smaller without them.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,16 @@ import json
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import grpc
 import yaml
-from google.protobuf import json_format
 from pydantic import SecretStr
-from smartpush.gateway.v1 import delivery_pb2, push_service_pb2, push_service_pb2_grpc, template_pb2
 
 from gateway import logs
 from gateway.config import ProfileSettings, Settings, load_settings
+
+if TYPE_CHECKING:
+    from smartpush.gateway.v1 import push_service_pb2
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:
@@ -148,6 +152,8 @@ def _pair(text: str) -> tuple[str, Any]:
 
 
 def build_send_request(args: argparse.Namespace) -> push_service_pb2.SendRequest:
+    from smartpush.gateway.v1 import delivery_pb2, push_service_pb2, template_pb2
+
     content = template_pb2.TemplateContent(
         id=args.template,
         header_values=dict(_pair(x) for x in args.header),
@@ -188,6 +194,9 @@ def build_send_request(args: argparse.Namespace) -> push_service_pb2.SendRequest
 
 
 def cmd_send(args: argparse.Namespace) -> int:
+    import grpc
+    from google.protobuf import json_format
+    from smartpush.gateway.v1 import push_service_pb2_grpc
     from smartpush_gateway_client.errors import decode
 
     try:
@@ -215,6 +224,8 @@ def _read(path: str) -> str:
 
 
 def _print_message(message: Any) -> None:
+    from google.protobuf import json_format
+
     out = json_format.MessageToDict(
         message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
@@ -229,6 +240,7 @@ def _print_error(path: str, message: str) -> int:
 
 # --- health -------------------------------------------------------------------------------------
 async def _health(target: str, service: str, ca_pem: bytes | None, wait_s: float) -> int:
+    import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     creds = grpc.ssl_channel_credentials(ca_pem) if ca_pem else None
@@ -278,7 +290,8 @@ def cmd_templates_list(args: argparse.Namespace) -> int:
 
 
 def cmd_templates_validate(args: argparse.Namespace) -> int:
-    from smartpush.gateway.v1 import template_service_pb2
+    from google.protobuf import json_format
+    from smartpush.gateway.v1 import delivery_pb2, template_pb2, template_service_pb2
 
     registry = _registry(args)
     try:
