@@ -12,6 +12,7 @@ restarts the pod, rather than running on with a silent hole in capacity.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
 import signal
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 READY_MARK = "listening on"
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def resolve_port(listen: str) -> str:
@@ -58,7 +60,10 @@ def supervise(
     for i in range(workers):
         argv = [sys.executable, "-m", "gateway", "serve", "--workers", "1", "--listen", listen, *worker_args]
         env = worker_env(dict(os.environ), i, prometheus_listen, shared_salt)
-        procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True))  # noqa: S603 (our argv)
+        # preexec_fn is safe here: the supervisor runs no other thread.
+        procs.append(
+            subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)  # noqa: S603 (our argv)
+        )
 
     stopping = False
 
@@ -93,6 +98,16 @@ def supervise(
         time.sleep(0.2)
     codes = _wait_all(procs)
     return status or max(codes, default=0)
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the supervisor dies, however it dies (even SIGKILL), so no
+    orphaned worker keeps serving on the port. Linux only; elsewhere a no-op."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def _wait_all(procs: list[subprocess.Popen[str]]) -> list[int]:

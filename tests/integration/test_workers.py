@@ -75,10 +75,14 @@ async def supervisor(emulator: EmulatorServer, tmp_path: Path) -> AsyncIterator[
     running = Supervisor(proc, int(match.group(1)))
     yield running
     if proc.returncode is None:
-        proc.kill()
-        await proc.wait()
-    for pid in running.workers() if proc.returncode is None else []:
-        os.kill(pid, signal.SIGKILL)
+        workers = running.workers()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), 30)
+        finally:
+            for pid in workers:
+                if _alive(pid):
+                    os.kill(pid, signal.SIGKILL)
 
 
 async def test_two_workers_listen_on_one_port_and_each_has_its_own_token(
@@ -117,6 +121,19 @@ async def test_a_dead_worker_stops_the_rest_and_the_supervisor_fails(supervisor:
     os.kill(first, signal.SIGKILL)
     assert await asyncio.wait_for(supervisor.proc.wait(), 30) != 0
     assert not _alive(second)
+
+
+async def test_workers_stop_when_the_supervisor_is_killed(supervisor: Supervisor) -> None:
+    """Even SIGKILL, which the supervisor cannot forward: no orphan keeps the port."""
+    workers = supervisor.workers()
+    supervisor.proc.kill()
+    await supervisor.proc.wait()
+    for _ in range(300):  # up to 30 s: each worker drains before it exits
+        if not any(_alive(pid) for pid in workers):
+            break
+        await asyncio.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers)
+    assert not _listening_inodes(supervisor.port)
 
 
 def _maps(pid: int) -> str:
