@@ -221,13 +221,15 @@ def test_dockerfile_entrypoint_serves_the_manifests_config_against_the_emulator(
     emulator = subprocess.Popen(
         [str(BIN / "smartpush-gateway"), "emulator", "--listen", emulator_listen], stdout=subprocess.PIPE
     )
-    gateway = subprocess.Popen(
-        [str(BIN / entrypoint[0]), *entrypoint[1:], *args], env=env, stdout=subprocess.PIPE, text=True
-    )
+    gateway: subprocess.Popen[str] | None = None
     try:
         assert emulator.stdout is not None
-        assert gateway.stdout is not None
+        # SmartPush first: the gateway asks for its token at start; readiness re-checks every 10 s.
         assert b"emulator on" in emulator.stdout.readline()
+        gateway = subprocess.Popen(
+            [str(BIN / entrypoint[0]), *entrypoint[1:], *args], env=env, stdout=subprocess.PIPE, text=True
+        )
+        assert gateway.stdout is not None
         assert "listening on" in gateway.stdout.readline()
         health = [str(BIN / healthcheck[0]), *[a.replace("127.0.0.1:50051", listen) for a in healthcheck[1:]]]
         # SERVING means ready: the token for the default profile came from the mounted secret file.
@@ -240,6 +242,7 @@ def test_dockerfile_entrypoint_serves_the_manifests_config_against_the_emulator(
         assert gateway.wait(30) == 0
     finally:
         for proc in (gateway, emulator):
-            if proc.poll() is None:
+            if proc is not None and proc.poll() is None:
                 proc.kill()
-            proc.wait()
+            if proc is not None:
+                proc.wait()
