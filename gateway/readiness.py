@@ -9,6 +9,7 @@
   SmartPush outage (the token still serves).
 
 The check also warms the token cache, so the first call after a rollout does not pay for it.
+While not ready it is repeated sooner than the interval (from 0.5 s, doubling).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 from gateway.smartpush.tokens import TokenProvider
 
 LIVENESS = "liveness"
+_FIRST_RETRY_S = 0.5
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -73,9 +75,13 @@ class Readiness:
         return ok
 
     async def _loop(self) -> None:
+        # Not ready: look again soon (0.5 s, doubling up to the interval), so a replica that
+        # started before SmartPush could answer joins the load balancer in seconds, not a whole
+        # interval later; at most one token request per check either way.
+        retry = _FIRST_RETRY_S
         while True:
-            await asyncio.sleep(self._interval_s)
-            await self.check()
+            await asyncio.sleep(self._interval_s if self.ready else min(retry, self._interval_s))
+            retry = _FIRST_RETRY_S if await self.check() else retry * 2
 
     async def stop(self) -> None:
         if self._task is not None:

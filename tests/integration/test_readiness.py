@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import grpc
@@ -62,6 +63,22 @@ async def test_readiness_recovers_when_the_token_endpoint_does(
     await admin.faults(endpoint="any", error_rates={})
     assert await gateway.readiness.check() is True
     assert await _status(gateway, "") == SERVING
+
+
+async def test_a_replica_not_ready_at_start_looks_again_well_before_the_interval(
+    make_gateway: GatewayFactory, admin: EmulatorAdmin
+) -> None:
+    await admin.faults(endpoint="token", error_rates={"503": 1.0})
+    gateway = await make_gateway(readiness_checks_token=True, readiness_interval_s=600)
+    assert await _status(gateway, "") == NOT_SERVING
+    await admin.faults(endpoint="any", error_rates={})
+    # No explicit check: the readiness loop itself retries (0.5 s, 1 s, ...), not after 600 s.
+    async with grpc.aio.insecure_channel(gateway.address) as channel, asyncio.timeout(15):
+        health: Any = health_pb2_grpc.HealthStub(channel)
+        async for reply in health.Watch(health_pb2.HealthCheckRequest(service="")):
+            if reply.status == SERVING:
+                break
+    assert gateway.readiness.ready is True
 
 
 async def test_an_outage_with_a_valid_token_keeps_the_replica_ready(gateway: Gateway, admin: EmulatorAdmin) -> None:
