@@ -40,7 +40,7 @@ async def _serve(settings: Settings, with_emulator: bool) -> int:
     emulator = None
     if with_emulator:
         # Imported only here: the emulator's web server would add ~3 MB to every production process.
-        from gateway.emulator import DEMO_CLIENT_ID, DEMO_SECRET, start_emulator
+        from gateway.emulator import DEMO_CLIENT_ID, DEMO_SECRET, DEMO_TEMPLATE_ID, start_emulator
 
         emulator = await start_emulator("127.0.0.1", 0)
         profiles = dict(settings.profiles)
@@ -54,8 +54,6 @@ async def _serve(settings: Settings, with_emulator: bool) -> int:
     target = gateway.address
     print(f"smartpush-gateway listening on {target}", flush=True)
     if emulator is not None:
-        from gateway.emulator import DEMO_TEMPLATE_ID
-
         print(f"SmartPush emulator on {emulator.url} (admin API under {emulator.url}/_emulator/)", flush=True)
         print(
             "try:\n"

@@ -26,8 +26,8 @@ from gateway.templates import Rendered, TemplateRegistry
 from gateway.validation import validate_send
 
 SendRequest = push_service_pb2.SendRequest
-_MODE_NAMES = {v.number: v.name for v in delivery_pb2.DeliveryMode.DESCRIPTOR.values}
 SendResponse = push_service_pb2.SendResponse
+_MODE_NAMES = {v.number: v.name for v in delivery_pb2.DeliveryMode.DESCRIPTOR.values}
 
 
 class PushSender:

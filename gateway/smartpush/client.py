@@ -13,7 +13,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import grpc
 import httpx
@@ -28,6 +27,7 @@ from gateway.smartpush.http import Upstream
 from gateway.smartpush.retry import backoff_delay, parse_retry_after
 from gateway.smartpush.tokens import TokenProvider
 from gateway.telemetry import Telemetry
+from gateway.telemetry.http_spans import post_attributes
 
 log = logging.getLogger(__name__)
 
@@ -163,14 +163,7 @@ class SmartPushClient:
         """One HTTP attempt, as a CLIENT span (HTTP client semantic conventions) and a duration sample."""
         attrs = self._span_attrs.get(url)
         if attrs is None:
-            parts = urlsplit(url)
-            attrs = self._span_attrs[url] = {
-                "http.request.method": "POST",
-                "url.full": url,
-                "server.address": parts.hostname or "",
-                "server.port": parts.port or (443 if parts.scheme == "https" else 80),
-                "smartpush.endpoint": self._endpoint,
-            }
+            attrs = self._span_attrs[url] = post_attributes(url, self._endpoint)
         if resend:
             attrs = {**attrs, "http.request.resend_count": resend}
         start = time.perf_counter()

@@ -15,7 +15,6 @@ import time
 import uuid
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import grpc
 import httpx
@@ -25,6 +24,7 @@ from smartpush.gateway.v1 import errors_pb2
 from gateway.clock import Clock
 from gateway.errors import GatewayError
 from gateway.telemetry import Telemetry
+from gateway.telemetry.http_spans import post_attributes
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +87,7 @@ class TokenProvider:
     ) -> None:
         self.name = name
         self._t = telemetry or Telemetry.disabled()
-        parts = urlsplit(token_url)
-        self._http_attrs: dict[str, str | int] = {
-            "http.request.method": "POST",
-            "url.full": token_url,
-            "server.address": parts.hostname or "",
-            "server.port": parts.port or (443 if parts.scheme == "https" else 80),
-        }
+        self._http_attrs = post_attributes(token_url, "token")
         self._credentials = credentials
         self._url = token_url
         self._http = http
@@ -160,7 +154,6 @@ class TokenProvider:
 
     async def _refresh(self) -> Token:
         with self._t.tracer.start_as_current_span("POST", kind=SpanKind.CLIENT, attributes=self._http_attrs) as span:
-            span.set_attribute("smartpush.endpoint", "token")
             start = time.perf_counter()
             status: int | None = None
             try:

@@ -23,9 +23,6 @@ class Tally:
         counts = self._counts
         counts[key] = counts.get(key, 0) + amount
 
-    def value(self, key: tuple[AttributeValue, ...]) -> int:
-        return self._counts.get(key, 0)
-
     def observe(self, options: CallbackOptions) -> Iterable[Observation]:
         # list() copies under the GIL in one step, so a concurrent add cannot break the iteration.
         for key, value in list(self._counts.items()):
