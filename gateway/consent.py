@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import grpc
 from smartpush.gateway.v1 import errors_pb2, permission_pb2
 
 from gateway.errors import GatewayError
@@ -96,4 +95,4 @@ async def require_consent(store: ConsentStore, project_id: str, sub: str) -> Non
     metadata = {"project_id": project_id}
     if record is not None:
         metadata["consent_status"] = permission_pb2.RuntimePermissionStatus.Name(record.status)  # type: ignore[arg-type]
-    raise GatewayError(grpc.StatusCode.FAILED_PRECONDITION, reason, text, metadata=metadata)
+    raise GatewayError(reason, text, metadata=metadata)

@@ -13,7 +13,6 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import grpc
 from smartpush.gateway.v1 import errors_pb2, push_service_pb2
 
 from gateway.clock import Clock
@@ -91,7 +90,6 @@ class IdempotencyCache:
     def _check(stored: bytes, fp: bytes) -> None:
         if stored != fp:
             raise GatewayError(
-                grpc.StatusCode.FAILED_PRECONDITION,
                 errors_pb2.ERROR_REASON_IDEMPOTENCY_KEY_REUSED,
                 "this idempotency key was already used with a different request",
             )

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 
-import grpc
 from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 from smartpush.gateway.v1 import delivery_pb2, errors_pb2, push_service_pb2
@@ -17,7 +15,7 @@ from gateway.errors import GatewayError, invalid_argument
 from gateway.idempotency import IdempotencyCache, fingerprint, rq_uid_for, scoped_key
 from gateway.smartpush import wire
 from gateway.smartpush.answers import Outcome, classify
-from gateway.smartpush.client import SmartPushClient
+from gateway.smartpush.client import SendCall, SmartPushClient
 from gateway.smartpush.profiles import TokenProviders
 from gateway.smartpush.surfaces import SURFACE_TO_WIRE
 from gateway.telemetry import Telemetry
@@ -35,7 +33,7 @@ class PushSender:
         self,
         settings: Settings,
         client: SmartPushClient,
-        tokens: TokenProviders,
+        routes: TokenProviders,
         idempotency: IdempotencyCache,
         clock: Clock,
         message_ids: wire.MessageIds,
@@ -48,7 +46,7 @@ class PushSender:
         self._t = telemetry or Telemetry.disabled()
         self._settings = settings
         self._client = client
-        self._tokens = tokens
+        self._routes = routes
         self._idempotency = idempotency
         self._clock = clock
         self._message_ids = message_ids
@@ -59,29 +57,16 @@ class PushSender:
         return str(uuid.uuid4())
 
     def _idempotency_scope(self, req: SendRequest) -> str:
-        who = req.credentials.client_id if req.HasField("credentials") else self._tokens.resolve_name(req)
+        who = req.credentials.client_id if req.HasField("credentials") else self._routes.resolve_name(req)
         return scoped_key(who, req.project_id, req.idempotency_key)
 
-    async def send(self, req: SendRequest, deadline: float | None, rq_uid: str) -> SendResponse:
-        sp = self._settings.smartpush
+    async def send(self, req: SendRequest, rq_uid: str, deadline: float | None) -> SendResponse:
         span = trace.get_current_span()
         if span.is_recording():
             span.set_attributes(self._attributes(req, rq_uid))
-        # No span of its own: validation is a few microseconds of CPU, and its failures show on
-        # the server span (status, smartpush.error_reason) and in smartpush.validation.failures.
-        try:
-            violations = validate_send(req, sp.endpoint)
-            if violations:
-                raise invalid_argument(violations, rq_uid)
-            rendered = self._check_template(req, rq_uid)
-            if self._settings.require_consent:
-                await require_consent(self._consent, req.project_id, req.sub)
-        except GatewayError as err:
-            for v in err.field_violations:
-                self._t.validation_failures.add(1, {"smartpush.validation.field": field_label(v.field)})
-            raise
-        tokens = self._tokens.for_request(req)
-        url = sp.send_url(self._tokens.profile_settings(tokens.name))
+        rendered = await self._check(req)
+        call = SendCall(rq_uid, deadline, self._routes.route(req), req.callback_url)
+        sp = self._settings.smartpush
         if sp.endpoint == "lite":
             body = wire.encode(wire.lite_request(req, sp.wire))
         else:
@@ -90,33 +75,49 @@ class PushSender:
             return SendResponse(
                 rq_uid=rq_uid,
                 request_json=body.decode(),
-                upstream_url=url,
+                upstream_url=call.route.url,
                 rendered_header=rendered.header if rendered else "",
                 rendered_body=rendered.body if rendered else "",
             )
 
-        async def call() -> SendResponse:
-            answer = await self._client.post(url, body, tokens, rq_uid, deadline, req.callback_url)
-            surfaces = [d.surface for d in req.delivery.destinations]
-            sequential = req.delivery.delivery_mode == delivery_pb2.DELIVERY_MODE_SEQUENTIAL
-            try:
-                outcome = classify(answer.status, answer.body, surfaces, rq_uid, sequential=sequential)
-            except GatewayError as err:
-                if answer.retry_after_s is not None and err.retry_after_s is None:
-                    raise replace(err, retry_after_s=answer.retry_after_s) from None
-                raise
-            response = _response(rq_uid, url, outcome)
-            for r in response.results:
-                if r.reported:
-                    surface = SURFACE_TO_WIRE.get(r.surface, str(r.surface))
-                    self._t.results.add((r.status_code, surface))
-            if span.is_recording():
-                span.set_attribute("smartpush.status_codes", [r.status_code for r in response.results])
-            return response
+        async def deliver() -> SendResponse:
+            return await self._deliver(req, call, body, span)
 
         if not req.idempotency_key:
-            return await call()
-        return await self._idempotency.run(self._idempotency_scope(req), fingerprint(req), call)
+            return await deliver()
+        return await self._idempotency.run(self._idempotency_scope(req), fingerprint(req), deliver)
+
+    async def _check(self, req: SendRequest) -> Rendered | None:
+        """Every rule that needs no upstream call: fields, the template registry, consent."""
+        # No span of its own: validation is a few microseconds of CPU, and its failures show on
+        # the server span (status, smartpush.error_reason) and in smartpush.validation.failures.
+        try:
+            violations = validate_send(req, self._settings.smartpush.endpoint)
+            if violations:
+                raise invalid_argument(violations)
+            rendered = self._check_template(req)
+            if self._settings.require_consent:
+                await require_consent(self._consent, req.project_id, req.sub)
+        except GatewayError as err:
+            for v in err.field_violations:
+                self._t.validation_failures.add(1, {"smartpush.validation.field": field_label(v.field)})
+            raise
+        return rendered
+
+    async def _deliver(self, req: SendRequest, call: SendCall, body: bytes, span: trace.Span) -> SendResponse:
+        answer = await self._client.post(call, body)
+        surfaces = [d.surface for d in req.delivery.destinations]
+        sequential = req.delivery.delivery_mode == delivery_pb2.DELIVERY_MODE_SEQUENTIAL
+        outcome = classify(
+            answer.status, answer.body, surfaces, sequential=sequential, retry_after_s=answer.retry_after_s
+        )
+        response = _response(call, outcome)
+        for r in response.results:
+            if r.reported:
+                self._t.results.add((r.status_code, SURFACE_TO_WIRE.get(r.surface, str(r.surface))))
+        if span.is_recording():
+            span.set_attribute("smartpush.status_codes", [r.status_code for r in response.results])
+        return response
 
     def _attributes(self, req: SendRequest, rq_uid: str) -> dict[str, AttributeValue]:
         # Through the policy's allow-list: the sub only as a salted hash, never values or credentials.
@@ -128,37 +129,35 @@ class PushSender:
                     SURFACE_TO_WIRE.get(d.surface, str(d.surface)) for d in req.delivery.destinations
                 ],
                 "smartpush.delivery_mode": _MODE_NAMES.get(req.delivery.delivery_mode, str(req.delivery.delivery_mode)),
-                "smartpush.profile": self._tokens.resolve_name(req),
+                "smartpush.profile": self._routes.resolve_name(req),
                 "smartpush.project_id": req.project_id,
                 "smartpush.sub_hash": self._t.hash_sub(req.sub) if req.sub else None,
                 "smartpush.validate_only": req.validate_only,
             }
         )
 
-    def _check_template(self, req: SendRequest, rq_uid: str) -> Rendered | None:
+    def _check_template(self, req: SendRequest) -> Rendered | None:
         content = req.delivery.template_content
         template = self._templates.get(content.id)
         if template is None:
             if self._templates.strict:
                 raise GatewayError(
-                    grpc.StatusCode.NOT_FOUND,
                     errors_pb2.ERROR_REASON_TEMPLATE_UNKNOWN,
                     f"template {content.id!r} is not in this gateway's registry",
-                    rq_uid=rq_uid,
                     metadata={"template_id": content.id},
                 )
             return None  # not ours to judge: SmartPush checks it (1016/1017)
         rendered = self._templates.check(template, content, [d.surface for d in req.delivery.destinations])
         if rendered.violations:
-            raise invalid_argument(rendered.violations, rq_uid)
+            raise invalid_argument(rendered.violations)
         return rendered
 
 
-def _response(rq_uid: str, url: str, outcome: Outcome) -> SendResponse:
+def _response(call: SendCall, outcome: Outcome) -> SendResponse:
     return SendResponse(
-        rq_uid=rq_uid,
+        rq_uid=call.rq_uid,
         response_id=outcome.response_id,
-        upstream_url=url,
+        upstream_url=call.route.url,
         results=[
             push_service_pb2.DestinationResult(
                 surface=d.surface,  # type: ignore[arg-type]

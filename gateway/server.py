@@ -6,24 +6,25 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 import httpx
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # stubs lack aio
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import _async as reflection_aio
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 from smartpush.gateway.v1 import (
+    errors_pb2,
     permission_service_pb2,
-    permission_service_pb2_grpc,
     push_service_pb2,
-    push_service_pb2_grpc,
     smartapp_service_pb2,
-    smartapp_service_pb2_grpc,
     template_service_pb2,
-    template_service_pb2_grpc,
 )
 
+from gateway.api.edge import Drain, Edge
 from gateway.api.permission_service import PermissionServicer
 from gateway.api.push_service import PushServicer
 from gateway.api.smartapp_service import SmartAppServicer
@@ -31,26 +32,30 @@ from gateway.api.template_service import TemplateServicer
 from gateway.clock import Clock, SystemClock
 from gateway.config import Settings
 from gateway.consent import ConsentStore, SqliteConsentStore
+from gateway.errors import GatewayError
 from gateway.idempotency import IdempotencyCache
 from gateway.push import PushSender
-from gateway.readiness import Readiness
+from gateway.readiness import LIVENESS, Readiness
 from gateway.smartpush import wire
 from gateway.smartpush.client import SmartPushClient
 from gateway.smartpush.http import make_http_client, make_transport
 from gateway.smartpush.profiles import TokenProviders
 from gateway.telemetry import Telemetry, build_telemetry
-from gateway.telemetry.server_spans import instrument
 from gateway.templates import TemplateRegistry
 
 log = logging.getLogger(__name__)
 
+_HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"]
+_REFLECTION = reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"]
 _PUSH = push_service_pb2.DESCRIPTOR.services_by_name["PushService"]
 _PERMISSION = permission_service_pb2.DESCRIPTOR.services_by_name["PermissionService"]
 _TEMPLATE = template_service_pb2.DESCRIPTOR.services_by_name["TemplateService"]
 _SMARTAPP = smartapp_service_pb2.DESCRIPTOR.services_by_name["SmartAppService"]
 PUSH_SERVICE = _PUSH.full_name
 API_SERVICES = tuple(s.full_name for s in (_PUSH, _PERMISSION, _TEMPLATE, _SMARTAPP))
-SERVICE_NAMES = (*API_SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
+SERVICE_NAMES = (*API_SERVICES, _HEALTH.full_name, reflection.SERVICE_NAME)
+_STOP_SLACK_S = 0.5
+Context = grpc.aio.ServicerContext[Any, Any]
 
 _SERVER_OPTIONS = [
     ("grpc.keepalive_time_ms", 60_000),
@@ -62,6 +67,36 @@ _SERVER_OPTIONS = [
 ]
 
 
+class HealthEdge:
+    """grpc.health.v1 through the edge: an unknown service is NOT_FOUND with ErrorInfo, like every error."""
+
+    def __init__(self, health: health_aio.HealthServicer, services: frozenset[str]) -> None:
+        self._health = health
+        self._services = services
+
+    async def Check(self, request: health_pb2.HealthCheckRequest, context: Context) -> health_pb2.HealthCheckResponse:
+        if request.service not in self._services:
+            raise GatewayError(
+                errors_pb2.ERROR_REASON_SERVICE_UNKNOWN,
+                f"no health status for service {request.service[:64]!r}",
+                metadata={"known_services": ",".join(sorted(s or '""' for s in self._services))},
+            )
+        response: health_pb2.HealthCheckResponse = await self._health.Check(request, context)
+        return response
+
+    async def List(self, request: Any, context: Context) -> Any:
+        out = health_pb2.HealthListResponse()  # type: ignore[attr-defined]  # newer than the type stubs
+        for service in sorted(self._services):
+            out.statuses[service].CopyFrom(
+                await self._health.Check(health_pb2.HealthCheckRequest(service=service), context)
+            )
+        return out
+
+    def Watch(self, request: health_pb2.HealthCheckRequest, context: Context) -> AsyncIterator[object]:
+        stream: AsyncIterator[object] = self._health.Watch(request, context)
+        return stream
+
+
 @dataclass
 class Gateway:
     settings: Settings
@@ -70,7 +105,8 @@ class Gateway:
     health: health_aio.HealthServicer
     http: httpx.AsyncClient
     tokens: TokenProviders
-    sender: PushSender
+    client: SmartPushClient
+    drain: Drain
     consent: ConsentStore
     templates: TemplateRegistry
     telemetry: Telemetry
@@ -83,13 +119,23 @@ class Gateway:
         return f"{host}:{self.port}"
 
     async def stop(self, grace: float | None = None) -> None:
-        """NOT_SERVING first, then stop accepting and let in-flight calls finish within the grace."""
+        """NOT_SERVING at once (health keeps answering), refuse new calls, let accepted ones finish.
+
+        Accepted calls run to completion within the grace: the SmartPush client starts no attempt
+        that would run past it, so none is cut off mid-flight (and none answered CANCELLED).
+        """
         if self._stopped:
             return
         self._stopped = True
+        grace = self.settings.shutdown_grace_s if grace is None else grace
         await self.readiness.stop()
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(self.settings.shutdown_grace_s if grace is None else grace)
+        self.drain.closing = True
+        self.client.drain_until(time.monotonic() + grace)
+        log.info("draining", extra={"in_flight": self.drain.in_flight, "timeout_s": grace})
+        if not await self.drain.wait_idle(grace + _STOP_SLACK_S):
+            log.warning("grace ran out with calls in flight", extra={"in_flight": self.drain.in_flight})
+        await self.server.stop(_STOP_SLACK_S)
         await self.http.aclose()
         await self.consent.close()
         self.telemetry.shutdown()  # flush spans and metrics last, so the drain is in them
@@ -110,26 +156,23 @@ async def start_gateway(
     settings: Settings,
     *,
     clock: Clock | None = None,
-    http: httpx.AsyncClient | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
     consent: ConsentStore | None = None,
     telemetry: Telemetry | None = None,
 ) -> Gateway:
     clock = clock or SystemClock()
     telemetry = telemetry or build_telemetry(settings.telemetry)
-    # Sends go straight to the transport (see Upstream); a client handed in (tests) is used as is.
-    upstream: httpx.AsyncBaseTransport | httpx.AsyncClient
-    if http is None:
-        upstream = make_transport(settings.smartpush)
-        http = make_http_client(settings.smartpush, upstream)
-    else:
-        upstream = http
+    # Sends go straight to the transport (see Upstream); token requests, rare, use a client over it.
+    transport = transport or make_transport(settings.smartpush)
+    http = make_http_client(settings.smartpush, transport)
     consent = consent or SqliteConsentStore(settings.consent_db)
     templates = TemplateRegistry.from_settings(settings.templates, strict=settings.strict_templates)
-    tokens = TokenProviders(settings, http, clock, telemetry)
+    routes = TokenProviders(settings, http, clock, telemetry)
+    client = SmartPushClient(transport, settings.smartpush, clock, telemetry=telemetry)
     sender = PushSender(
         settings,
-        SmartPushClient(upstream, settings.smartpush, clock, telemetry=telemetry),
-        tokens,
+        client,
+        routes,
         IdempotencyCache(clock, settings.idempotency_ttl_s, settings.idempotency_max_entries),
         clock,
         wire.MessageIds(int(time.time() * 1000)),
@@ -138,33 +181,29 @@ async def start_gateway(
         telemetry,
     )
     server = grpc.aio.server(options=_SERVER_OPTIONS)
-    push_service_pb2_grpc.add_PushServiceServicer_to_server(
-        instrument(PushServicer(sender, clock), _PUSH, telemetry), server
-    )
-    permission_service_pb2_grpc.add_PermissionServiceServicer_to_server(
-        instrument(PermissionServicer(consent, clock), _PERMISSION, telemetry), server
-    )
-    template_service_pb2_grpc.add_TemplateServiceServicer_to_server(
-        instrument(TemplateServicer(templates), _TEMPLATE, telemetry), server
-    )
-    smartapp_service_pb2_grpc.add_SmartAppServiceServicer_to_server(
-        instrument(SmartAppServicer(), _SMARTAPP, telemetry), server
-    )
+    drain = Drain()
+    edge = Edge(telemetry, drain)
+    edge.register(server, _PUSH, PushServicer(sender, clock))
+    edge.register(server, _PERMISSION, PermissionServicer(consent, clock))
+    edge.register(server, _TEMPLATE, TemplateServicer(templates))
+    edge.register(server, _SMARTAPP, SmartAppServicer())
     health = health_aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    reflection.enable_server_reflection(SERVICE_NAMES, server)
+    edge.register(server, _HEALTH, HealthEdge(health, frozenset(("", LIVENESS, *API_SERVICES))), api=False)
+    edge.register(server, _REFLECTION, reflection_aio.ReflectionServicer(SERVICE_NAMES), api=False)
     creds = _credentials(settings)
     port = server.add_secure_port(settings.listen, creds) if creds else server.add_insecure_port(settings.listen)
     await server.start()
     readiness = Readiness(
         health,
         API_SERVICES,
-        tokens.named.get(settings.default_profile) if settings.readiness_checks_token else None,
+        routes.named.get(settings.default_profile) if settings.readiness_checks_token else None,
         settings.readiness_interval_s,
         settings.smartpush.token_timeout_s,
     )
     await readiness.start()
-    return Gateway(settings, server, port, health, http, tokens, sender, consent, templates, telemetry, readiness)
+    return Gateway(
+        settings, server, port, health, http, routes, client, drain, consent, templates, telemetry, readiness
+    )
 
 
 async def run_until_signalled(gateway: Gateway) -> None:

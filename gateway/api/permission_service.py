@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import grpc
 from google.protobuf import timestamp_pb2
 from smartpush.gateway.v1 import permission_pb2, permission_service_pb2, permission_service_pb2_grpc
 
-from gateway.api.guard import guarded
 from gateway.clock import Clock
 from gateway.consent import ConsentRecord, ConsentStore
 from gateway.errors import FieldViolation, invalid_argument
 from gateway.smartapp import permissions
 
 pb = permission_service_pb2
-Context = grpc.aio.ServicerContext[object, object]
+Context = grpc.aio.ServicerContext[Any, Any]
 
 
 def consent_proto(record: ConsentRecord) -> permission_pb2.Consent:
@@ -40,9 +40,10 @@ class PermissionServicer(permission_service_pb2_grpc.PermissionServiceServicer):
         self, request: pb.BuildPermissionRequestRequest, context: Context
     ) -> pb.BuildPermissionRequestResponse:
         message = permissions.get_runtime_permissions(request.session_id, request.message_id, request.user)
+        command_json = permissions.request_permissions_json(request.permissions)
         return pb.BuildPermissionRequestResponse(
             get_runtime_permissions_json=json.dumps(message, ensure_ascii=False),
-            request_permissions_command_json=permissions.request_permissions_json(request.permissions),
+            request_permissions_command_json=command_json,
             request_permissions_command=permissions.request_permissions_command(
                 request.permissions
             ).request_permissions,
@@ -51,16 +52,10 @@ class PermissionServicer(permission_service_pb2_grpc.PermissionServiceServicer):
     async def ParseRuntimePermissions(
         self, request: pb.ParseRuntimePermissionsRequest, context: Context
     ) -> pb.ParseRuntimePermissionsResponse:
-        async def parse() -> pb.ParseRuntimePermissionsResponse:
-            data = permissions.load_message(request.message_json)
-            return pb.ParseRuntimePermissionsResponse(result=permissions.parse_take_runtime_permissions(data))
-
-        return await guarded(context, parse())
+        data = permissions.load_message(request.message_json)
+        return pb.ParseRuntimePermissionsResponse(result=permissions.parse_take_runtime_permissions(data))
 
     async def RecordConsent(self, request: pb.RecordConsentRequest, context: Context) -> pb.RecordConsentResponse:
-        return await guarded(context, self._record(request))
-
-    async def _record(self, request: pb.RecordConsentRequest) -> pb.RecordConsentResponse:
         signal = permissions.consent_signal(permissions.load_message(request.message_json))
         if signal is None:
             return pb.RecordConsentResponse(recorded=False)
@@ -78,13 +73,10 @@ class PermissionServicer(permission_service_pb2_grpc.PermissionServiceServicer):
         return pb.RecordConsentResponse(recorded=True, consent=consent_proto(record))
 
     async def GetConsent(self, request: pb.GetConsentRequest, context: Context) -> pb.GetConsentResponse:
-        async def get() -> pb.GetConsentResponse:
-            missing = [FieldViolation(n, "required") for n in ("project_id", "sub") if not getattr(request, n)]
-            if missing:
-                raise invalid_argument(missing)
-            record = await self._store.get(request.project_id, request.sub)
-            if record is None:
-                return pb.GetConsentResponse(found=False)
-            return pb.GetConsentResponse(found=True, consent=consent_proto(record))
-
-        return await guarded(context, get())
+        missing = [FieldViolation(n, "required") for n in ("project_id", "sub") if not getattr(request, n)]
+        if missing:
+            raise invalid_argument(missing)
+        record = await self._store.get(request.project_id, request.sub)
+        if record is None:
+            return pb.GetConsentResponse(found=False)
+        return pb.GetConsentResponse(found=True, consent=consent_proto(record))

@@ -1,20 +1,16 @@
-"""PushService servicer: proto in -> PushSender -> proto out; errors become rich statuses here."""
+"""PushService servicer: proto in -> PushSender -> proto out. Errors are the edge's business."""
 
 from __future__ import annotations
 
-import logging
-from dataclasses import replace
+from typing import Any
 
 import grpc
-from smartpush.gateway.v1 import errors_pb2, push_service_pb2, push_service_pb2_grpc
+from smartpush.gateway.v1 import push_service_pb2, push_service_pb2_grpc
 
-from gateway.api.guard import abort
+from gateway.api.edge import current_call
 from gateway.clock import Clock
-from gateway.errors import GatewayError
 from gateway.push import PushSender
 from gateway.smartpush.surfaces import SURFACE_TO_WIRE
-
-log = logging.getLogger("gateway.calls")
 
 
 class PushServicer(push_service_pb2_grpc.PushServiceServicer):
@@ -23,51 +19,18 @@ class PushServicer(push_service_pb2_grpc.PushServiceServicer):
         self._clock = clock
 
     async def Send(
-        self, request: push_service_pb2.SendRequest, context: grpc.aio.ServicerContext[object, object]
+        self, request: push_service_pb2.SendRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> push_service_pb2.SendResponse:
-        start = self._clock.monotonic()
         remaining = context.time_remaining()
-        deadline = start + remaining if remaining is not None else None
-        rq_uid = self._sender.rq_uid(request)
-        try:
-            response = await self._sender.send(request, deadline, rq_uid)
-        except GatewayError as err:
-            self._log(request, start, rq_uid, err.code.name, err.reason_name)
-            await abort(context, err if err.rq_uid else replace(err, rq_uid=rq_uid))
-        except Exception:
-            log.exception("unexpected failure in Send", extra={"rq_uid": rq_uid})
-            internal = GatewayError(
-                grpc.StatusCode.INTERNAL,
-                errors_pb2.ERROR_REASON_INTERNAL,
-                f"internal gateway error (rq_uid {rq_uid})",
-                rq_uid=rq_uid,
-            )
-            await abort(context, internal)
-        self._log(request, start, rq_uid, "OK", None, response)
+        deadline = self._clock.monotonic() + remaining if remaining is not None else None
+        call = current_call()
+        call.rq_uid = self._sender.rq_uid(request)
+        call.fields.update(
+            profile="inline" if request.HasField("credentials") else (request.profile or "default"),
+            template_id=request.delivery.template_content.id[:64],
+            surfaces=[SURFACE_TO_WIRE.get(d.surface, str(d.surface)) for d in request.delivery.destinations[:8]],
+            validate_only=request.validate_only,
+        )
+        response = await self._sender.send(request, call.rq_uid, deadline)
+        call.fields.update(status_codes=[r.status_code for r in response.results], replayed=response.replayed)
         return response
-
-    def _log(
-        self,
-        req: push_service_pb2.SendRequest,
-        start: float,
-        rq_uid: str,
-        code: str,
-        reason: str | None,
-        response: push_service_pb2.SendResponse | None = None,
-    ) -> None:
-        extra: dict[str, object] = {
-            "rpc": "PushService/Send",
-            "grpc_code": code,
-            "rq_uid": rq_uid,
-            "duration_ms": round((self._clock.monotonic() - start) * 1000, 2),
-            "profile": "inline" if req.HasField("credentials") else (req.profile or "default"),
-            "template_id": req.delivery.template_content.id,
-            "surfaces": [SURFACE_TO_WIRE.get(d.surface, str(d.surface)) for d in req.delivery.destinations],
-            "validate_only": req.validate_only,
-        }
-        if reason:
-            extra["reason"] = reason
-        if response is not None:
-            extra["status_codes"] = [r.status_code for r in response.results]
-            extra["replayed"] = response.replayed
-        log.info("Send %s", code, extra=extra)

@@ -8,21 +8,38 @@ JSON -> proto -> JSON gives back the original.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
-from smartpush.gateway.v1 import permission_pb2, smartapp_pb2
+from smartpush.gateway.v1 import errors_pb2, permission_pb2, smartapp_pb2
+
+from gateway.errors import FieldViolation, GatewayError
 
 Json = dict[str, Any]
 
 
-class CodecError(ValueError):
-    """Wire JSON the typed structures cannot represent; `path` names the offending key."""
+class CodecError(GatewayError):
+    """Wire JSON (or a proto) the other side cannot represent; `path` names the offending key."""
 
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(
+            errors_pb2.ERROR_REASON_INVALID_REQUEST,
+            f"invalid request: {path}: {detail}",
+            field_violations=(FieldViolation(path, detail),),
+        )
         self.path = path
-        self.message = message
+        self.detail = detail
+
+
+@contextmanager
+def fields_under(prefix: str) -> Iterator[None]:
+    """Report codec errors with their path under the request field that held the JSON or proto."""
+    try:
+        yield
+    except CodecError as err:
+        raise CodecError(prefix + err.path if err.path else prefix.rstrip("."), err.detail) from None
 
 
 PERMISSIONS: dict[str, int] = {
@@ -56,7 +73,10 @@ def _only(obj: Json, allowed: set[str], path: str) -> None:
 
 def _struct(value: Any, path: str) -> struct_pb2.Struct:
     out = struct_pb2.Struct()
-    json_format.ParseDict(_obj(value, path), out)
+    try:
+        json_format.ParseDict(_obj(value, path), out)
+    except (json_format.ParseError, ValueError):
+        raise CodecError(path, "cannot be held as a JSON object") from None
     return out
 
 
@@ -71,10 +91,34 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _unstruct(value: struct_pb2.Struct) -> Json:
-    plain = _plain(json_format.MessageToDict(value))
+def _unstruct(value: struct_pb2.Struct, path: str) -> Json:
+    try:
+        raw = json_format.MessageToDict(value)
+    except ValueError:  # NaN or Infinity in a number_value: not JSON
+        raise CodecError(path, "numbers must be finite (NaN and Infinity are not JSON)") from None
+    plain = _plain(raw)
     assert isinstance(plain, dict)
     return plain
+
+
+def int32(value: Any, path: str) -> int:
+    """A JSON integer that must fit the proto int32 it is stored in."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CodecError(path, "must be an integer")
+    if not -(2**31) <= value < 2**31:
+        raise CodecError(path, "out of range for a 32-bit integer")
+    return value
+
+
+def permission_names(permissions: Any, path: str) -> list[str]:
+    """Wire names of permission types; an unknown or UNSPECIFIED number is the caller's error."""
+    names = []
+    for i, p in enumerate(permissions):
+        name = PERMISSION_NAMES.get(p)
+        if name is None:
+            raise CodecError(f"{path}[{i}]", f"not a known PermissionType ({p}); use one of {sorted(PERMISSIONS)}")
+        names.append(name)
+    return names
 
 
 # --- actions -------------------------------------------------------------------------------------
@@ -157,10 +201,10 @@ def encode_action(action: smartapp_pb2.Action) -> Json:
                 body["action_id"] = run.action_id
             body["app_info"] = encode_app_info(run.app_info)
             if run.HasField("payload"):
-                body["payload"] = _unstruct(run.payload)
+                body["payload"] = _unstruct(run.payload, "server_action.run_app.payload")
             out["server_action"] = body
         else:
-            out["server_action"] = _unstruct(server.data)
+            out["server_action"] = _unstruct(server.data, "server_action.data")
         return out
     raise CodecError("action", "no action set")
 
@@ -217,17 +261,19 @@ def encode_command(command: smartapp_pb2.Command) -> Json:
     if which == "request_permissions":
         return {
             "type": "request_permissions",
-            "permissions": [PERMISSION_NAMES[p] for p in command.request_permissions.permissions],
+            "permissions": permission_names(command.request_permissions.permissions, "request_permissions.permissions"),
         }
     if which == "smart_app_data":
         out: Json = {"type": "smart_app_data"}
         if command.smart_app_data.HasField("smart_app_data"):
-            out["smart_app_data"] = _unstruct(command.smart_app_data.smart_app_data)
+            out["smart_app_data"] = _unstruct(command.smart_app_data.smart_app_data, "smart_app_data.smart_app_data")
         return out
     if which == "payment_invoice":
         out = {"type": "payment_invoice"}
         if command.payment_invoice.HasField("payment_invoice"):
-            out["payment_invoice"] = _unstruct(command.payment_invoice.payment_invoice)
+            out["payment_invoice"] = _unstruct(
+                command.payment_invoice.payment_invoice, "payment_invoice.payment_invoice"
+            )
         return out
     if which in ("close_app", "do_nothing"):
         return {"type": which}
@@ -246,9 +292,7 @@ def decode_pay_dialog_finished(obj: Any) -> smartapp_pb2.PayDialogFinished:
         raise CodecError(f"{path}action_id", "must be PAY_DIALOG_FINISHED")
     params = _obj(data.get("parameters"), f"{path}parameters")
     response = _obj(params.get("payment_response"), f"{path}parameters.payment_response")
-    code = response.get("response_code")
-    if isinstance(code, bool) or not isinstance(code, int):
-        raise CodecError(f"{path}parameters.payment_response.response_code", "must be an integer")
+    code = int32(response.get("response_code"), f"{path}parameters.payment_response.response_code")
     out = smartapp_pb2.PayDialogFinished(
         raw_response_code=code,
         response_code=code + 1 if 0 <= code <= 7 else 0,  # type: ignore[arg-type]

@@ -9,7 +9,8 @@ from typing import Any
 
 from smartpush.gateway.v1 import permission_pb2, smartapp_pb2
 
-from gateway.smartapp.codec import CodecError, encode_command
+from gateway.smartapp.codec import CodecError, encode_command, int32, permission_names
+from gateway.smartapp.json_input import load_json
 
 SERVICE_PUSH = "service_push"
 STATUS_BY_CODE = {
@@ -42,14 +43,12 @@ def request_permissions_command(permissions: Sequence[int]) -> smartapp_pb2.Comm
 
 
 def request_permissions_json(permissions: Sequence[int]) -> str:
+    permission_names(permissions, "permissions")  # refuse unknown numbers with the request's field path
     return json.dumps(encode_command(request_permissions_command(permissions)), ensure_ascii=False)
 
 
 def load_message(raw: str) -> dict[str, Any]:
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise CodecError("message_json", f"not JSON ({exc.msg} at line {exc.lineno})") from None
+    data = load_json(raw, "message_json")
     if not isinstance(data, dict):
         raise CodecError("message_json", "must be a JSON object")
     return data
@@ -73,9 +72,7 @@ def parse_take_runtime_permissions(data: dict[str, Any]) -> permission_pb2.Runti
     status = payload.get("status_code")
     if not isinstance(status, dict):
         raise CodecError("message_json.payload.status_code", "required object {code, description}")
-    code = status.get("code")
-    if isinstance(code, bool) or not isinstance(code, int):
-        raise CodecError("message_json.payload.status_code.code", "must be an integer")
+    code = int32(status.get("code"), "message_json.payload.status_code.code")
     actions = payload.get("permitted_actions", [])
     if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
         raise CodecError("message_json.payload.permitted_actions", "must be an array of strings")
@@ -119,5 +116,6 @@ def consent_signal(data: dict[str, Any]) -> ConsentSignal | None:
         return ConsentSignal(result.status, result.push_allowed, name, sub, project)
     actions = payload.get("permitted_actions")
     if isinstance(actions, list) and SERVICE_PUSH in actions:
-        return ConsentSignal(permission_pb2.RUNTIME_PERMISSION_STATUS_GRANTED, True, name or "unknown", sub, project)
+        source = name[:64] or "unknown"
+        return ConsentSignal(permission_pb2.RUNTIME_PERMISSION_STATUS_GRANTED, True, source, sub, project)
     return None

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import grpc
 import orjson
 from smartpush.gateway.v1 import errors_pb2
 
@@ -54,13 +53,9 @@ def _as_list(value: Any) -> list[Any]:
     return [value] if isinstance(value, dict) else []
 
 
-def _bad_response(message: str, rq_uid: str, http_status: int) -> GatewayError:
+def _bad_response(message: str, http_status: int) -> GatewayError:
     return GatewayError(
-        grpc.StatusCode.INTERNAL,
-        errors_pb2.ERROR_REASON_UPSTREAM_BAD_RESPONSE,
-        message,
-        rq_uid=rq_uid,
-        metadata={"http_status": str(http_status)},
+        errors_pb2.ERROR_REASON_UPSTREAM_BAD_RESPONSE, message, metadata={"http_status": str(http_status)}
     )
 
 
@@ -73,16 +68,26 @@ def _upstream_violations(envelope: dict[str, Any]) -> list[FieldViolation]:
     return out
 
 
-def classify(http_status: int, body: bytes, surfaces: Sequence[int], rq_uid: str, *, sequential: bool) -> Outcome:
-    """Results in request order, or the error for an answer in which nothing was delivered."""
+def classify(
+    http_status: int,
+    body: bytes,
+    surfaces: Sequence[int],
+    *,
+    sequential: bool,
+    retry_after_s: float | None = None,
+) -> Outcome:
+    """Results in request order, or the error for an answer in which nothing was delivered.
+
+    `retry_after_s` (the answer's Retry-After) goes into an error's RetryInfo, e.g. for 1014.
+    """
     try:
         envelope = orjson.loads(body) if body else {}
     except ValueError:  # orjson.JSONDecodeError is a ValueError
         raise _bad_response(
-            f"SmartPush answered HTTP {http_status} with a body that is not JSON", rq_uid, http_status
+            f"SmartPush answered HTTP {http_status} with a body that is not JSON", http_status
         ) from None
     if not isinstance(envelope, dict):
-        raise _bad_response(f"SmartPush answered HTTP {http_status} with unexpected JSON", rq_uid, http_status)
+        raise _bad_response(f"SmartPush answered HTTP {http_status} with unexpected JSON", http_status)
     payload = envelope.get("payload") if isinstance(envelope.get("payload"), dict) else {}
     assert isinstance(payload, dict)
     by_surface = {s: DestinationOutcome(surface=s) for s in surfaces}
@@ -122,22 +127,19 @@ def classify(http_status: int, body: bytes, surfaces: Sequence[int], rq_uid: str
     failed = next((d for d in reported if d.status_code != 0), None)
     violations = _upstream_violations(envelope)
     if failed is not None:
-        raise _status_error(failed, rq_uid, violations, http_status)
+        raise _status_error(failed, violations, http_status, retry_after_s)
     if http_status == 400:
-        return_error = GatewayError(
-            grpc.StatusCode.INVALID_ARGUMENT,
+        raise GatewayError(
             errors_pb2.ERROR_REASON_SCHEMA_VIOLATION,
             "SmartPush rejected the request as malformed (HTTP 400)",
-            rq_uid=rq_uid,
             field_violations=violations,
             metadata={"http_status": "400"},
         )
-        raise return_error
-    raise _bad_response(f"SmartPush answered HTTP {http_status} without a status code", rq_uid, http_status)
+    raise _bad_response(f"SmartPush answered HTTP {http_status} without a status code", http_status)
 
 
 def _status_error(
-    failed: DestinationOutcome, rq_uid: str, violations: list[FieldViolation], http_status: int
+    failed: DestinationOutcome, violations: list[FieldViolation], http_status: int, retry_after_s: float | None
 ) -> GatewayError:
     mapping = status_codes.lookup(failed.status_code)
     surface = SURFACE_TO_WIRE[failed.surface]
@@ -146,12 +148,11 @@ def _status_error(
     if failed.status_code in status_codes.QUOTA_SUBJECTS:
         quota.append(QuotaViolation(status_codes.QUOTA_SUBJECTS[failed.status_code], mapping.meaning))
     return GatewayError(
-        mapping.code,
         mapping.reason,
         f"SmartPush status {failed.status_code} ({mapping.meaning}) for {surface}{text}",
         status_code=failed.status_code,
-        rq_uid=rq_uid,
         field_violations=violations,
         quota_violations=quota,
+        retry_after_s=retry_after_s,
         metadata={"surface": surface, "http_status": str(http_status)},
     )

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
-import grpc
 import httpx
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -24,7 +21,7 @@ from gateway.clock import Clock
 from gateway.config import SmartPushSettings
 from gateway.errors import GatewayError
 from gateway.smartpush.http import Upstream
-from gateway.smartpush.retry import backoff_delay, parse_retry_after
+from gateway.smartpush.retry import Failure, RetryPolicy, classify_attempt, parse_retry_after
 from gateway.smartpush.tokens import TokenProvider
 from gateway.telemetry import Telemetry
 from gateway.telemetry.http_spans import post_attributes
@@ -37,125 +34,122 @@ class Answer:
     status: int
     body: bytes
     retry_after_s: float | None
-    attempts: int
 
 
-@dataclass(slots=True)
-class _Failure:
-    kind: str  # "transport", "rate_limited", "server"
-    detail: str
-    http_status: int | None = None
-    retry_after_s: float | None = None
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A resolved credential profile: its name, its token provider and the URL sends go to."""
+
+    name: str
+    tokens: TokenProvider
+    url: str
 
 
-def deadline_exceeded(rq_uid: str, message: str) -> GatewayError:
-    return GatewayError(
-        grpc.StatusCode.DEADLINE_EXCEEDED, errors_pb2.ERROR_REASON_DEADLINE_TOO_SHORT, message, rq_uid=rq_uid
-    )
+@dataclass(frozen=True, slots=True)
+class SendCall:
+    """Built once per Send and passed down: the RqUID, the caller's deadline and the route."""
+
+    rq_uid: str
+    deadline: float | None  # monotonic seconds, None without a caller deadline
+    route: Route
+    callback_url: str = ""
 
 
-class _ClientUpstream:
-    """Sends through an AsyncClient (tests hand one in with a MockTransport or respx)."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
-
-    async def post(self, url: str, body: bytes, headers: dict[str, str], limits: httpx.Timeout) -> httpx.Response:
-        return await self._client.post(url, content=body, headers=headers, timeout=limits)
+def deadline_exceeded(message: str) -> GatewayError:
+    return GatewayError(errors_pb2.ERROR_REASON_DEADLINE_TOO_SHORT, message)
 
 
 class SmartPushClient:
     def __init__(
         self,
-        http: httpx.AsyncBaseTransport | httpx.AsyncClient,
+        transport: httpx.AsyncBaseTransport,
         settings: SmartPushSettings,
         clock: Clock,
-        rand: Callable[[], float] = random.random,
+        policy: RetryPolicy | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
         self._t = telemetry or Telemetry.disabled()
         self._endpoint = settings.endpoint
-        self._upstream = Upstream(http) if isinstance(http, httpx.AsyncBaseTransport) else _ClientUpstream(http)
+        self._upstream = Upstream(transport)
         self._settings = settings
+        self._policy = policy or RetryPolicy.from_settings(settings)
         self._clock = clock
-        self._rand = rand
         self._span_attrs: dict[str, dict[str, str | int]] = {}  # per URL (one per profile): parsed once
+        # Set when the gateway drains: nothing runs past it, so no call is cut off mid-attempt.
+        self._stop_at: float | None = None
 
-    async def post(
-        self,
-        url: str,
-        body: bytes,
-        tokens: TokenProvider,
-        rq_uid: str,
-        deadline: float | None,
-        callback_url: str = "",
-    ) -> Answer:
-        s = self._settings
-        attempt = 0
+    def drain_until(self, stop_at: float) -> None:
+        self._stop_at = stop_at
+
+    async def post(self, call: SendCall, body: bytes) -> Answer:
+        failed = 0
         sent = 0  # HTTP attempts so far, for http.request.resend_count
         refreshed = False
+        tokens = call.route.tokens
         while True:
-            remaining = self._remaining(deadline)
-            if remaining is not None and remaining < s.min_attempt_s:
-                raise deadline_exceeded(rq_uid, "the caller's deadline leaves no time for the SmartPush call")
-            failure: _Failure
-            timeout = httpx.Timeout(
-                min(s.request_timeout_s, remaining) if remaining else s.request_timeout_s, connect=s.connect_timeout_s
-            )
+            remaining, draining = self._remaining(call.deadline)
+            if remaining is not None and remaining < self._policy.min_attempt_s:
+                raise self._out_of_time(draining, "leaves no time for the SmartPush call")
             try:
                 async with asyncio.timeout(remaining):
                     token = await tokens.token()
-                    response = await self._attempt(url, body, self._headers(token, rq_uid, callback_url), timeout, sent)
-                    payload = response.content
+                    headers = self._headers(token, call.rq_uid, call.callback_url)
+                    response = await self._attempt(call.route.url, body, headers, self._timeout(remaining), sent)
             except TimeoutError:
-                raise deadline_exceeded(rq_uid, "the caller's deadline passed while SmartPush was answering") from None
+                raise self._out_of_time(draining, "passed while SmartPush was answering") from None
             except httpx.TransportError as exc:
-                failure = _Failure("transport", type(exc).__name__)
+                sent += 1
+                failure = Failure("transport", type(exc).__name__)
             else:
-                status = response.status_code
+                sent += 1
                 retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock.time())
-                if status == 401:
+                found = classify_attempt(response.status_code, retry_after)
+                if found is None:
+                    return Answer(response.status_code, response.content, retry_after)
+                failure = found
+                if failure.kind == "unauthorized":
                     tokens.invalidate(token)
-                    if not refreshed:
-                        refreshed = True
-                        sent += 1
-                        self._t.retries.add(1, {"smartpush.retry_reason": "unauthorized"})
-                        log.info("SmartPush rejected the token; refreshing once", extra={"rq_uid": rq_uid})
-                        continue
-                    raise GatewayError(
-                        grpc.StatusCode.UNAVAILABLE,
-                        errors_pb2.ERROR_REASON_UPSTREAM_AUTH,
-                        "SmartPush rejected the gateway's credentials even with a fresh token",
-                        rq_uid=rq_uid,
-                        metadata={"http_status": "401", "profile": tokens.name},
-                    )
-                if status == 429:
-                    failure = _Failure("rate_limited", "HTTP 429", status, retry_after)
-                elif status >= 500:
-                    failure = _Failure("server", f"HTTP {status}", status, retry_after)
-                else:
-                    return Answer(status, payload, retry_after, attempt + 1)
-            attempt += 1
-            delay = backoff_delay(attempt - 1, s.backoff_initial_s, s.backoff_max_s, self._rand)
-            if failure.retry_after_s is not None:
-                delay = max(delay, failure.retry_after_s)
-            if attempt >= s.max_attempts:
-                raise self._give_up(failure, rq_uid, attempt, "attempts exhausted")
-            remaining = self._remaining(deadline)
-            if remaining is not None and delay + s.min_attempt_s > remaining:
-                raise self._give_up(failure, rq_uid, attempt, "no time left before the deadline")
-            sent += 1
+                    if refreshed:
+                        raise GatewayError(
+                            errors_pb2.ERROR_REASON_UPSTREAM_AUTH,
+                            "SmartPush rejected the gateway's credentials even with a fresh token",
+                            metadata={"http_status": "401", "profile": call.route.name},
+                        )
+                    refreshed = True
+                    self._t.retries.add(1, {"smartpush.retry_reason": "unauthorized"})
+                    log.info("SmartPush rejected the token; refreshing once", extra={"rq_uid": call.rq_uid})
+                    continue
+            failed += 1
+            delay = self._policy.delay(failed, failure)
+            remaining, draining = self._remaining(call.deadline)
+            why = self._policy.why_not_retry(failed, delay, remaining)
+            if why is not None:
+                raise _give_up(failure, failed, "the gateway is shutting down" if draining else why)
             self._t.retries.add(1, {"smartpush.retry_reason": failure.kind})
             log.info(
                 "retrying SmartPush call",
-                extra={
-                    "rq_uid": rq_uid,
-                    "attempt": attempt + 1,
-                    "retry_reason": failure.kind,
-                    "delay_s": delay,
-                },
+                extra={"rq_uid": call.rq_uid, "attempt": failed + 1, "retry_reason": failure.kind, "delay_s": delay},
             )
             await self._clock.sleep(delay)
+
+    def _timeout(self, remaining: float | None) -> httpx.Timeout:
+        s = self._settings
+        total = min(s.request_timeout_s, remaining) if remaining is not None else s.request_timeout_s
+        return httpx.Timeout(total, connect=min(s.connect_timeout_s, total))
+
+    def _remaining(self, deadline: float | None) -> tuple[float | None, bool]:
+        """Time left before the caller's deadline or the end of a drain, whichever is first."""
+        now = self._clock.monotonic()
+        left = None if deadline is None else deadline - now
+        if self._stop_at is not None and (left is None or self._stop_at - now < left):
+            return self._stop_at - now, True
+        return left, False
+
+    @staticmethod
+    def _out_of_time(draining: bool, what: str) -> GatewayError:
+        if draining:
+            return GatewayError(errors_pb2.ERROR_REASON_UPSTREAM_UNAVAILABLE, f"the gateway's shutdown grace {what}")
+        return deadline_exceeded(f"the caller's deadline {what}")
 
     async def _attempt(
         self, url: str, body: bytes, headers: dict[str, str], limits: httpx.Timeout, resend: int
@@ -199,9 +193,6 @@ class SmartPushClient:
         finally:
             span.end()
 
-    def _remaining(self, deadline: float | None) -> float | None:
-        return None if deadline is None else deadline - self._clock.monotonic()
-
     @staticmethod
     def _headers(token: str, rq_uid: str, callback_url: str) -> dict[str, str]:
         headers = {
@@ -214,20 +205,15 @@ class SmartPushClient:
             headers["callbackUrl"] = callback_url
         return headers
 
-    @staticmethod
-    def _give_up(failure: _Failure, rq_uid: str, attempts: int, why: str) -> GatewayError:
-        metadata = {"attempts": str(attempts)}
-        if failure.http_status is not None:
-            metadata["http_status"] = str(failure.http_status)
-        if failure.kind == "rate_limited":
-            code, reason = grpc.StatusCode.RESOURCE_EXHAUSTED, errors_pb2.ERROR_REASON_UPSTREAM_RATE_LIMITED
-        else:
-            code, reason = grpc.StatusCode.UNAVAILABLE, errors_pb2.ERROR_REASON_UPSTREAM_UNAVAILABLE
-        return GatewayError(
-            code,
-            reason,
-            f"SmartPush unavailable ({failure.detail}) after {attempts} attempt(s), {why}",
-            rq_uid=rq_uid,
-            retry_after_s=failure.retry_after_s,
-            metadata=metadata,
-        )
+
+def _give_up(failure: Failure, attempts: int, why: str) -> GatewayError:
+    metadata = {"attempts": str(attempts)}
+    if failure.http_status is not None:
+        metadata["http_status"] = str(failure.http_status)
+    rate_limited = failure.kind == "rate_limited"
+    return GatewayError(
+        errors_pb2.ERROR_REASON_UPSTREAM_RATE_LIMITED if rate_limited else errors_pb2.ERROR_REASON_UPSTREAM_UNAVAILABLE,
+        f"SmartPush unavailable ({failure.detail}) after {attempts} attempt(s), {why}",
+        retry_after_s=failure.retry_after_s,
+        metadata=metadata,
+    )

@@ -1,21 +1,25 @@
-"""Credential profiles -> token providers (one per profile; inline credentials cached by identity)."""
+"""Credential profiles -> routes: a token provider and a send URL per profile, resolved once per call.
+
+Inline credentials (when allowed) get a provider cached by identity, bounded.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
 
-import grpc
 import httpx
 from smartpush.gateway.v1 import errors_pb2, push_service_pb2
 
 from gateway.clock import Clock
 from gateway.config import ProfileSettings, Settings
 from gateway.errors import GatewayError
+from gateway.smartpush.client import Route
 from gateway.smartpush.tokens import Credentials, TokenProvider
 from gateway.telemetry import Telemetry
 
 _INLINE_CACHE = 64
+INLINE = "inline"
 
 
 class TokenProviders:
@@ -26,11 +30,14 @@ class TokenProviders:
         self._settings = settings
         self._http = http
         self._clock = clock
-        self._named: dict[str, TokenProvider] = {
-            name: self._provider(name, Credentials(p.client_id, p.resolve_secret(), p.scope), p)
+        sp = settings.smartpush
+        self._routes: dict[str, Route] = {
+            name: Route(
+                name, self._provider(name, Credentials(p.client_id, p.resolve_secret(), p.scope), p), sp.send_url(p)
+            )
             for name, p in settings.profiles.items()
         }
-        self._inline: OrderedDict[str, TokenProvider] = OrderedDict()
+        self._inline: OrderedDict[str, Route] = OrderedDict()
 
     def _provider(self, name: str, creds: Credentials, profile: ProfileSettings | None) -> TokenProvider:
         sp = self._settings.smartpush
@@ -47,42 +54,39 @@ class TokenProviders:
 
     @property
     def named(self) -> dict[str, TokenProvider]:
-        return self._named
-
-    def profile_settings(self, name: str) -> ProfileSettings | None:
-        return self._settings.profiles.get(name)
+        return {name: route.tokens for name, route in self._routes.items()}
 
     def resolve_name(self, req: push_service_pb2.SendRequest) -> str:
         if req.HasField("credentials"):
-            return "inline"
+            return INLINE
         return req.profile or self._settings.default_profile
 
-    def for_request(self, req: push_service_pb2.SendRequest) -> TokenProvider:
+    def route(self, req: push_service_pb2.SendRequest) -> Route:
         if req.HasField("credentials"):
-            if not self._settings.allow_inline_credentials:
-                raise GatewayError(
-                    grpc.StatusCode.PERMISSION_DENIED,
-                    errors_pb2.ERROR_REASON_INLINE_CREDENTIALS_DISABLED,
-                    "this gateway does not accept inline credentials; use a profile",
-                )
-            c = req.credentials
-            creds = Credentials(c.client_id, c.secret, c.scope or "SMART_PUSH")
-            key = hashlib.sha256(f"{c.client_id}\0{c.secret}\0{creds.scope}".encode()).hexdigest()
-            provider = self._inline.get(key)
-            if provider is None:
-                provider = self._provider("inline", creds, None)
-                self._inline[key] = provider
-                if len(self._inline) > _INLINE_CACHE:
-                    self._inline.popitem(last=False)
-            self._inline.move_to_end(key)
-            return provider
+            return self._inline_route(req.credentials)
         name = req.profile or self._settings.default_profile
-        provider = self._named.get(name)
-        if provider is None:
+        route = self._routes.get(name)
+        if route is None:
             raise GatewayError(
-                grpc.StatusCode.NOT_FOUND if req.profile else grpc.StatusCode.FAILED_PRECONDITION,
                 errors_pb2.ERROR_REASON_PROFILE_NOT_FOUND,
-                f"credential profile {name!r} is not configured on this gateway",
+                f"credential profile {name[:64]!r} is not configured on this gateway",
                 metadata={"profile": name},
             )
-        return provider
+        return route
+
+    def _inline_route(self, c: push_service_pb2.Credentials) -> Route:
+        if not self._settings.allow_inline_credentials:
+            raise GatewayError(
+                errors_pb2.ERROR_REASON_INLINE_CREDENTIALS_DISABLED,
+                "this gateway does not accept inline credentials; use a profile",
+            )
+        creds = Credentials(c.client_id, c.secret, c.scope or "SMART_PUSH")
+        key = hashlib.sha256(f"{c.client_id}\0{c.secret}\0{creds.scope}".encode()).hexdigest()
+        route = self._inline.get(key)
+        if route is None:
+            route = Route(INLINE, self._provider(INLINE, creds, None), self._settings.smartpush.send_url())
+            self._inline[key] = route
+            if len(self._inline) > _INLINE_CACHE:
+                self._inline.popitem(last=False)
+        self._inline.move_to_end(key)
+        return route

@@ -16,7 +16,6 @@ import uuid
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-import grpc
 import httpx
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from smartpush.gateway.v1 import errors_pb2
@@ -205,12 +204,10 @@ class TokenProvider:
         reason = TOKEN_ERROR_REASONS.get(code) if isinstance(code, int) else None
         if reason is not None:
             raise GatewayError(
-                grpc.StatusCode.FAILED_PRECONDITION,
                 reason,
                 f"SmartPush token endpoint refused profile {self.name!r}: code {code} "
                 f"({_safe(body.get('message'))}), HTTP {response.status_code}",
-                rq_uid=rq_uid,
-                metadata={"token_error_code": str(code), "profile": self.name},
+                metadata={"token_error_code": str(code), "profile": self.name, "token_rq_uid": rq_uid},
             )
         raise _unavailable(f"token endpoint answered HTTP {response.status_code}", rq_uid)
 
@@ -221,4 +218,5 @@ def _safe(message: object) -> str:
 
 
 def _unavailable(message: str, rq_uid: str) -> GatewayError:
-    return GatewayError(grpc.StatusCode.UNAVAILABLE, errors_pb2.ERROR_REASON_TOKEN_UNAVAILABLE, message, rq_uid=rq_uid)
+    # The token request's own RqUID, apart from the send's (which the edge adds as rq_uid).
+    return GatewayError(errors_pb2.ERROR_REASON_TOKEN_UNAVAILABLE, message, metadata={"token_rq_uid": rq_uid})

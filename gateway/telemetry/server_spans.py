@@ -1,25 +1,27 @@
 """One SERVER span per RPC (RPC semantic conventions, the caller's W3C context continued), RPC
-duration and in-flight metrics, wrapped around each API servicer method once at start-up.
+duration and in-flight metrics, opened and closed by the edge (gateway.api.edge) for API methods.
 
 Not a grpc.aio ServerInterceptor: with any interceptor installed, grpc.aio looks every call's
 handler up through a chain of coroutines instead of its direct table. Health and reflection
-servicers are never wrapped, so they make no spans.
+calls make no spans.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import grpc
-from google.protobuf.descriptor import ServiceDescriptor
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from gateway.telemetry.setup import Telemetry
+
+if TYPE_CHECKING:
+    from gateway.errors import GatewayError
 
 Metadata = Iterable[tuple[str, str | bytes]]
 
@@ -35,53 +37,43 @@ class _MetadataGetter(Getter[Metadata]):
 
 _GETTER = _MetadataGetter()
 
-S = TypeVar("S")
 
+class RpcSpans:
+    """The SERVER span and RPC metrics of one method; `begin` per call, `end` with its status code."""
 
-def instrument(servicer: S, service: ServiceDescriptor, telemetry: Telemetry) -> S:
-    """The servicer with each unary-unary method traced (as is when telemetry is off)."""
-    if not telemetry.enabled:
-        return servicer
-    for method in service.methods:
-        if method.client_streaming or method.server_streaming:
-            continue  # none today; a streaming method would need its own span handling
-        behavior = getattr(servicer, method.name)
-        setattr(servicer, method.name, _traced(behavior, telemetry, service.full_name, method.name))
-    return servicer
+    def __init__(self, t: Telemetry, service: str, method: str) -> None:
+        self._tracer, self._in_flight, self._duration = t.tracer, t.in_flight, t.rpc_duration
+        self._name = f"{service}/{method}"
+        self._base = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
+        self._key = ("grpc", service, method)
 
-
-def _traced(
-    behavior: Callable[..., Awaitable[Any]], t: Telemetry, service: str, method: str
-) -> Callable[..., Awaitable[Any]]:
-    tracer, in_flight, duration = t.tracer, t.in_flight, t.rpc_duration
-    span_name = f"{service}/{method}"
-    base = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
-    key = ("grpc", service, method)
-
-    async def traced(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    def begin(self, context: grpc.aio.ServicerContext[Any, Any]) -> RpcSpan:
         parent = propagate.extract(context.invocation_metadata() or (), getter=_GETTER)
-        start = time.perf_counter()
-        in_flight.add(key)
+        self._in_flight.add(self._key)
         # start_span + attach rather than start_as_current_span: the same span made current,
         # without two generator-based context managers per call.
-        span = tracer.start_span(span_name, context=parent, kind=SpanKind.SERVER, attributes=base)
-        token = otel_context.attach(trace.set_span_in_context(span))
-        code = grpc.StatusCode.OK
-        try:
-            return await behavior(request, context)
-        except BaseException:
-            code = context.code() or grpc.StatusCode.UNKNOWN
-            if code == grpc.StatusCode.OK:
-                code = grpc.StatusCode.UNKNOWN
-            raise
-        finally:
-            otel_context.detach(token)
-            number = code.value[0]
-            span.set_attribute("rpc.grpc.status_code", number)
-            if code != grpc.StatusCode.OK:
-                span.set_status(Status(StatusCode.ERROR, code.name))
-            span.end()
-            in_flight.add(key, -1)
-            duration.record((time.perf_counter() - start) * 1000, {**base, "rpc.grpc.status_code": number})
+        span = self._tracer.start_span(self._name, context=parent, kind=SpanKind.SERVER, attributes=self._base)
+        return RpcSpan(self, span, otel_context.attach(trace.set_span_in_context(span)), time.perf_counter())
 
-    return traced
+
+class RpcSpan:
+    __slots__ = ("_of", "_span", "_start", "_token")
+
+    def __init__(self, of: RpcSpans, span: trace.Span, token: object, start: float) -> None:
+        self._of, self._span, self._token, self._start = of, span, token, start
+
+    def error(self, err: GatewayError) -> None:
+        self._span.set_attribute("smartpush.error_reason", err.reason_name)
+        if err.status_code is not None:
+            self._span.set_attribute("smartpush.status_codes", [err.status_code])
+
+    def end(self, code: grpc.StatusCode) -> None:
+        of, span = self._of, self._span
+        otel_context.detach(self._token)  # type: ignore[arg-type]
+        number = code.value[0]
+        span.set_attribute("rpc.grpc.status_code", number)
+        if code != grpc.StatusCode.OK:
+            span.set_status(Status(StatusCode.ERROR, code.name))
+        span.end()
+        of._in_flight.add(of._key, -1)
+        of._duration.record((time.perf_counter() - self._start) * 1000, {**of._base, "rpc.grpc.status_code": number})

@@ -7,11 +7,13 @@ import os
 import shutil
 from pathlib import Path
 
+import grpc
 import pytest
 from smartpush.gateway.v1 import delivery_pb2 as d
 from smartpush_gateway_client import GatewayCallError, GatewayClient
 
 from gateway.server import Gateway
+from tests.conftest import GatewayFactory
 from tests.helpers import EmulatorAdmin, send_request
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,16 +45,38 @@ async def test_python_client(gateway: Gateway, admin: EmulatorAdmin) -> None:
         ]
 
 
-async def test_python_client_retries_unavailable_without_sending_twice(gateway: Gateway, admin: EmulatorAdmin) -> None:
-    # The gateway gives up after 4 upstream 503s (UNAVAILABLE); the channel's retry policy calls
-    # again with the same idempotency key; the fifth upstream attempt succeeds.
-    await admin.next_fault(http_status=503, count=4, retry_after_s=0)
-    async with GatewayClient(gateway.address) as client:
-        response = await client.send(send_request())
-    assert response.results[0].status_code == 0
+async def test_one_client_call_never_makes_more_upstream_posts_than_the_gateway_allows(
+    gateway: Gateway, admin: EmulatorAdmin
+) -> None:
+    # SmartPush always answers 503. The gateway retries up to its max_attempts and then answers
+    # UNAVAILABLE with a negative retry pushback, so the channel's retry policy (which retries
+    # UNAVAILABLE) does not multiply the attempts: one retry layer.
+    await admin.faults(error_rates={"503": 1.0}, retry_after_s=0, endpoint="send")
+    async with GatewayClient(gateway.address, retry_attempts=5) as client:
+        with pytest.raises(GatewayCallError) as caught:
+            await client.send(send_request())
+    assert (caught.value.code, caught.value.reason) == (
+        grpc.StatusCode.UNAVAILABLE,
+        "ERROR_REASON_UPSTREAM_UNAVAILABLE",
+    )
     sends = await admin.sends()
-    assert [s["status"] for s in sends] == [503, 503, 503, 503, 200]
-    assert len({s["rq_uid"] for s in sends}) == 1  # the same key, so the same RqUID throughout
+    assert 1 < len(sends) <= gateway.settings.smartpush.max_attempts
+    assert [s["status"] for s in sends] == [503] * gateway.settings.smartpush.max_attempts
+
+
+async def test_the_channel_retries_a_refusal_that_reached_nothing(
+    make_gateway: GatewayFactory, admin: EmulatorAdmin
+) -> None:
+    # Two replicas behind one round-robin channel; the first is draining. Its SHUTTING_DOWN
+    # refusal (nothing sent upstream) is retried by the channel and lands on the other one.
+    draining, serving = await make_gateway(), await make_gateway()
+    draining.drain.closing = True
+    target = f"ipv4:{draining.address},{serving.address}"
+    async with GatewayClient(target) as client:
+        for _ in range(4):  # whichever replica round-robin picks first, every call succeeds
+            response = await client.send(send_request())
+            assert response.results[0].status_code == 0
+    assert len(await admin.sends()) == 4
 
 
 async def test_typescript_client(gateway: Gateway) -> None:

@@ -94,7 +94,7 @@ async def test_pay_dialog_finished(smartapp: Any, wire: int, typed: int) -> None
 @pytest.mark.parametrize(
     ("rpc", "payload", "field"),
     [
-        ("DecodeCommand", "not json", "json.json"),
+        ("DecodeCommand", "not json", "json"),
         ("DecodeCommand", '{"type": "launch_rockets"}', "json.type"),
         ("DecodeCommand", '{"type": "request_permissions", "permissions": ["telepathy"]}', "json.permissions[0]"),
         ("DecodeCommand", '{"type": "close_app", "extra": 1}', "json.extra"),

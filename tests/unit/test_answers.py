@@ -27,7 +27,7 @@ def test_validation_descr_and_result_description_are_both_read() -> None:
             "deviceStatuses": [{"deviceId": "d1", "product": "sberbox", "status": {"code": 0, "description": "ok"}}],
         },
     )
-    outcome = classify(200, body, [d.SURFACE_SBERBOX], RQ, sequential=False)
+    outcome = classify(200, body, [d.SURFACE_SBERBOX], sequential=False)
     dest = outcome.destinations[0]
     assert (dest.status_code, dest.description, dest.reported) == (0, "delivered", True)
     assert [(x.device_id, x.product) for x in dest.devices] == [("d1", "sberbox")]
@@ -36,30 +36,29 @@ def test_validation_descr_and_result_description_are_both_read() -> None:
 
 def test_result_as_a_list_and_unreported_destinations() -> None:
     body = _body(result=[{"surface": "COMPANION", "status": {"code": 0, "description": "ok"}}])
-    outcome = classify(200, body, [d.SURFACE_COMPANION, d.SURFACE_TV], RQ, sequential=True)
+    outcome = classify(200, body, [d.SURFACE_COMPANION, d.SURFACE_TV], sequential=True)
     assert [(x.reported, x.status_code) for x in outcome.destinations] == [(True, 0), (False, 0)]
 
 
 def test_result_without_surface_belongs_to_the_single_destination() -> None:
     body = _body(result={"status": {"code": 1013, "description": "disabled"}})
     with pytest.raises(GatewayError) as caught:
-        classify(200, body, [d.SURFACE_COMPANION], RQ, sequential=False)
+        classify(200, body, [d.SURFACE_COMPANION], sequential=False)
     assert caught.value.code == grpc.StatusCode.FAILED_PRECONDITION
     assert caught.value.status_code == 1013
 
 
 def test_not_json_is_an_internal_bad_response_never_unknown() -> None:
     with pytest.raises(GatewayError) as caught:
-        classify(200, b"<html>", [d.SURFACE_COMPANION], RQ, sequential=False)
+        classify(200, b"<html>", [d.SURFACE_COMPANION], sequential=False)
     assert caught.value.code == grpc.StatusCode.INTERNAL
     assert caught.value.reason_name == "ERROR_REASON_UPSTREAM_BAD_RESPONSE"
-    assert caught.value.rq_uid == RQ
 
 
 def test_http_400_without_codes_keeps_upstream_errors_as_violations() -> None:
     body = json.dumps({"errors": [{"key": "payload.sender", "message": "required"}]}).encode()
     with pytest.raises(GatewayError) as caught:
-        classify(400, body, [d.SURFACE_COMPANION], RQ, sequential=False)
+        classify(400, body, [d.SURFACE_COMPANION], sequential=False)
     assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert [(v.field, v.description) for v in caught.value.field_violations] == [
         ("upstream:payload.sender", "required")
@@ -68,5 +67,5 @@ def test_http_400_without_codes_keeps_upstream_errors_as_violations() -> None:
 
 def test_http_404_is_internal() -> None:
     with pytest.raises(GatewayError) as caught:
-        classify(404, b"", [d.SURFACE_COMPANION], RQ, sequential=False)
+        classify(404, b"", [d.SURFACE_COMPANION], sequential=False)
     assert caught.value.code == grpc.StatusCode.INTERNAL

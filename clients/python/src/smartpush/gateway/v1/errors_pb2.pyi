@@ -106,6 +106,12 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """Consent is required and SmartPush said the smartapp may not send pushes (code 102)."""
     ERROR_REASON_TEMPLATE_UNKNOWN: _ErrorReason.ValueType  # 38
     """The template is not in the gateway's registry and the registry is strict."""
+    ERROR_REASON_SHUTTING_DOWN: _ErrorReason.ValueType  # 39
+    """The gateway is shutting down and takes no new calls; nothing was sent.
+    Safe to retry at once on another replica (the shipped channel config does).
+    """
+    ERROR_REASON_SERVICE_UNKNOWN: _ErrorReason.ValueType  # 40
+    """A health check named a service this gateway does not serve."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed. Every error the gateway returns carries a
@@ -199,4 +205,10 @@ ERROR_REASON_SMARTAPP_NOT_ALLOWED: ErrorReason.ValueType  # 37
 """Consent is required and SmartPush said the smartapp may not send pushes (code 102)."""
 ERROR_REASON_TEMPLATE_UNKNOWN: ErrorReason.ValueType  # 38
 """The template is not in the gateway's registry and the registry is strict."""
+ERROR_REASON_SHUTTING_DOWN: ErrorReason.ValueType  # 39
+"""The gateway is shutting down and takes no new calls; nothing was sent.
+Safe to retry at once on another replica (the shipped channel config does).
+"""
+ERROR_REASON_SERVICE_UNKNOWN: ErrorReason.ValueType  # 40
+"""A health check named a service this gateway does not serve."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
