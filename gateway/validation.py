@@ -26,6 +26,7 @@ from gateway.smartpush.surfaces import (
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d:[0-5]\d$")
 _ZONE = re.compile(r"^GMT[+-](0\d|1[0-4]):[0-5]\d$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 _MODES = frozenset({delivery_pb2.DELIVERY_MODE_BROADCAST, delivery_pb2.DELIVERY_MODE_SEQUENTIAL})
 
 
@@ -179,7 +180,20 @@ def validate_send(req: push_service_pb2.SendRequest, endpoint: str = "extended")
     out += _max_len("idempotency_key", req.idempotency_key, limits.IDEMPOTENCY_KEY_MAX)
     if req.callback_url:
         out += _max_len("callback_url", req.callback_url, limits.CALLBACK_URL_MAX)
-        parts = urlsplit(req.callback_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            out.append(FieldViolation("callback_url", "must be an absolute http(s) URL"))
+        out += _callback_url(req.callback_url)
     return out
+
+
+def _callback_url(url: str) -> Iterator[FieldViolation]:
+    # It travels as an HTTP header: printable ASCII only (no CR, LF, NUL, spaces or raw Unicode).
+    if not _HEADER_SAFE.fullmatch(url):
+        yield FieldViolation("callback_url", "must be printable ASCII without spaces (percent-encode the rest)")
+        return
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parses the port, raising for a bad one
+    except ValueError:
+        yield FieldViolation("callback_url", "is not a valid URL (host, brackets or port)")
+        return
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        yield FieldViolation("callback_url", "must be an absolute http(s) URL")

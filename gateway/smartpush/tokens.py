@@ -13,6 +13,7 @@ import base64
 import logging
 import time
 import uuid
+from urllib.parse import urlencode
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -173,7 +174,7 @@ class TokenProvider:
         try:
             response = await self._http.post(
                 self._url,
-                content=f"scope={self._credentials.scope}".encode(),
+                content=urlencode({"scope": self._credentials.scope}).encode(),
                 headers={
                     "Authorization": self._credentials.basic(),
                     "RqUID": rq_uid,
