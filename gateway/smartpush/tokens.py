@@ -13,9 +13,9 @@ import base64
 import logging
 import time
 import uuid
-from urllib.parse import urlencode
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import httpx
 from opentelemetry.trace import SpanKind, Status, StatusCode
