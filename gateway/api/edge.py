@@ -169,10 +169,9 @@ class Edge:
             finally:
                 if api:
                     drain.leave()
+                    _log_call(call, code, reason, start)  # before the span ends: the line carries its ids
                 if handle is not None:
                     handle.end(code)
-                if api:
-                    _log_call(call, code, reason, start)
             raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
         return handler
