@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ import yaml
 from pydantic import SecretStr
 
 from gateway import logs
-from gateway.config import ProfileSettings, Settings, load_settings
+from gateway.config import ConfigError, ProfileSettings, Settings, load_settings
 
 if TYPE_CHECKING:
     from smartpush.gateway.v1 import push_service_pb2
@@ -268,7 +269,7 @@ def cmd_permissions_parse(args: argparse.Namespace) -> int:
     try:
         result = parse_take_runtime_permissions(load_message(_read(args.file)))
     except CodecError as err:
-        return _print_error(err.path, err.message)
+        return _print_error(err.path, err.detail)
     _print_message(result)
     return 0
 
@@ -384,7 +385,24 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def startup_error(err: ConfigError, log_format: str | None) -> None:
+    """One line on stderr naming the setting (JSON when logs are JSON); never a traceback or a value."""
+    fmt = log_format or os.environ.get("SMARTPUSH_GATEWAY_LOG_FORMAT", "auto")
+    if fmt not in ("json", "text"):
+        fmt = "text" if sys.stderr.isatty() else "json"
+    if fmt == "json":
+        line = {"level": "ERROR", "logger": "gateway.config", "msg": "configuration error"}
+        line |= {"setting": err.setting, "error": err.problem}
+        print(json.dumps(line, ensure_ascii=False), file=sys.stderr)
+    else:
+        print(f"smartpush-gateway: configuration error: {err.setting}: {err.problem}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except ConfigError as err:
+        startup_error(err, getattr(args, "log_format", None))
+        return 2
     return result

@@ -7,10 +7,11 @@ Nested keys use `__` in the environment, e.g.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,7 +27,26 @@ EXTENDED_PATH = "/api/v2/smartpush/apprequest"
 LITE_PATH = "/api/v2/smartpush/apprequest-lite"
 
 
-class ProfileSettings(BaseModel):
+ENV_PREFIX = "SMARTPUSH_GATEWAY_"
+# Read by the CLI, not a setting.
+_NOT_SETTINGS = frozenset({f"{ENV_PREFIX}CONFIG"})
+
+
+class ConfigError(Exception):
+    """A setting that stops start-up: `setting` names it (a dotted path or a variable), never its value."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+class _Strict(BaseModel):
+    # A misspelt key at any depth is an error, never silently ignored (it once sent to production).
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProfileSettings(_Strict):
     """One set of SmartPush credentials. The secret comes from `secret` (env) or `secret_file`."""
 
     client_id: str
@@ -41,6 +61,10 @@ class ProfileSettings(BaseModel):
     def _one_secret(self) -> ProfileSettings:
         if self.secret is None and self.secret_file is None:
             raise ValueError("a profile needs `secret` or `secret_file`")
+        if self.secret is not None and self.secret_file is not None:
+            raise ValueError("set `secret` or `secret_file`, not both")
+        if self.secret_file is not None and not (self.secret_file.is_file() and os.access(self.secret_file, os.R_OK)):
+            raise ValueError(f"secret_file {str(self.secret_file)!r} does not exist or cannot be read")
         return self
 
     def resolve_secret(self) -> str:
@@ -50,7 +74,7 @@ class ProfileSettings(BaseModel):
         return self.secret_file.read_text().strip()
 
 
-class WireSettings(BaseModel):
+class WireSettings(_Strict):
     """Where the sources disagree on the wire format (reference §13), choose here."""
 
     # Extended body wrapped as {"requestPayload": {...}} (S3, salutejs) or sent bare (smart_app_framework).
@@ -64,7 +88,7 @@ class WireSettings(BaseModel):
     protocol_version: str = "V1"
 
 
-class SmartPushSettings(BaseModel):
+class SmartPushSettings(_Strict):
     base_url: str = DEFAULT_BASE_URL
     token_url: str | None = None
     extended_path: str = EXTENDED_PATH
@@ -102,7 +126,7 @@ class SmartPushSettings(BaseModel):
         return base + (self.lite_path if self.endpoint == "lite" else self.extended_path)
 
 
-class TemplateSettings(BaseModel):
+class TemplateSettings(_Strict):
     """An approved template (Studio -> Дополнения -> Push-уведомления), for checks before sending."""
 
     id: str
@@ -115,7 +139,7 @@ class TemplateSettings(BaseModel):
     deeplink_parameters: list[str] = Field(default_factory=list)
 
 
-class TelemetrySettings(BaseModel):
+class TelemetrySettings(_Strict):
     """Exporters come from the standard OTEL_* variables; these are the gateway's own knobs."""
 
     # Print spans and metrics on stdout (local use).
@@ -127,7 +151,7 @@ class TelemetrySettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SMARTPUSH_GATEWAY_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
     listen: str = "127.0.0.1:50051"
     # Processes sharing the port (SO_REUSEPORT); clients need several channels to spread over them.
@@ -142,8 +166,9 @@ class Settings(BaseSettings):
     default_profile: str = "default"
     # Callers may send their own client id and secret (the seed's `authConfig`); off by default.
     allow_inline_credentials: bool = False
-    # SIGTERM: NOT_SERVING at once, then this long for in-flight calls to finish.
-    shutdown_grace_s: float = 10.0
+    # SIGTERM: NOT_SERVING at once, then this long for in-flight calls to finish. At least one
+    # full upstream attempt (token + connect + request timeouts), so an accepted call can finish.
+    shutdown_grace_s: float = Field(default=20.0, ge=0)
     # How often readiness re-checks that a token for the default profile is held or obtainable.
     readiness_interval_s: float = Field(default=10.0, gt=0)
     # Readiness asks for the default profile's token (and so warms the cache); off: ready once configured.
@@ -164,10 +189,35 @@ class Settings(BaseSettings):
     # The embedded consent store (SQLite); it must survive restarts, so keep it on a volume.
     consent_db: Path = Path(".smartpush-gateway/consent.sqlite3")
 
+    @model_validator(mode="after")
+    def _grace_covers_one_attempt(self) -> Settings:
+        sp = self.smartpush
+        attempt = sp.token_timeout_s + sp.connect_timeout_s + sp.request_timeout_s
+        if self.shutdown_grace_s < attempt:
+            raise ValueError(
+                f"shutdown_grace_s ({self.shutdown_grace_s:g}) is shorter than one upstream attempt "
+                f"({attempt:g} s: smartpush.token_timeout_s + connect_timeout_s + request_timeout_s); "
+                "calls accepted before SIGTERM could be cut off after SmartPush delivered them"
+            )
+        return self
 
-def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
-    """Settings from (highest first) keyword overrides, environment, YAML file, defaults."""
-    path = config_file or os.environ.get("SMARTPUSH_GATEWAY_CONFIG")
+
+def load_settings(
+    config_file: Path | str | None = None, environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Settings from (highest first) keyword overrides, environment, YAML file, defaults.
+
+    Raises ConfigError naming the first bad setting (never its value): a named file that does not
+    exist, a `SMARTPUSH_GATEWAY_*` variable that is no setting, an unknown key at any depth, a
+    value of the wrong type, an unreadable secret file.
+    """
+    env = os.environ if environ is None else environ
+    path = config_file or env.get(f"{ENV_PREFIX}CONFIG")
+    if path and not Path(path).is_file():
+        raise ConfigError("--config" if config_file else f"{ENV_PREFIX}CONFIG", f"no such file: {path}")
+    for name in env:
+        if name.startswith(ENV_PREFIX) and name not in _NOT_SETTINGS and not _is_setting(name):
+            raise ConfigError(name, "not a setting (misspelt?); see the README's configuration reference")
 
     class _FromSources(Settings):
         @classmethod
@@ -184,4 +234,47 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
                 sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(path)))
             return tuple(sources)
 
-    return _FromSources(**overrides)
+    try:
+        return _FromSources(**overrides)
+    except ValidationError as exc:
+        raise config_error(exc) from None
+    except (OSError, ValueError) as exc:  # YAML that cannot be read or parsed
+        raise ConfigError(str(path), f"cannot be read as YAML ({type(exc).__name__})") from None
+
+
+def config_error(exc: ValidationError) -> ConfigError:
+    """The first problem of a validation error, without the input (it may be a secret)."""
+    errors = exc.errors(include_input=False, include_url=False, include_context=False)
+    first = errors[0]
+    setting = ".".join(str(p) for p in first["loc"]) or "(settings)"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return ConfigError(setting, f"{first['msg']}{more}")
+
+
+def _is_setting(variable: str) -> bool:
+    """Whether `SMARTPUSH_GATEWAY_A__B__C` names a field (map keys, such as profile names, are free)."""
+    model: Any = Settings
+    parts = variable[len(ENV_PREFIX) :].lower().split("__")
+    i = 0
+    while i < len(parts):
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return False
+        field = model.model_fields.get(parts[i])
+        if field is None:
+            return False
+        kind = field.annotation
+        i += 1
+        if get_origin(kind) is dict:
+            i += 1  # the map key
+            kind = get_args(kind)[1]
+        if i >= len(parts):
+            return True
+        model = _model_in(kind)
+    return True
+
+
+def _model_in(kind: Any) -> Any:
+    """The BaseModel inside an annotation such as `X` or `X | None`, else the annotation itself."""
+    if isinstance(kind, type):
+        return kind
+    return next((a for a in get_args(kind) if isinstance(a, type) and issubclass(a, BaseModel)), kind)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -30,7 +33,7 @@ from gateway.api.push_service import PushServicer
 from gateway.api.smartapp_service import SmartAppServicer
 from gateway.api.template_service import TemplateServicer
 from gateway.clock import Clock, SystemClock
-from gateway.config import Settings
+from gateway.config import ConfigError, Settings
 from gateway.consent import ConsentStore, SqliteConsentStore
 from gateway.errors import GatewayError
 from gateway.idempotency import IdempotencyCache
@@ -141,15 +144,48 @@ class Gateway:
         self.telemetry.shutdown()  # flush spans and metrics last, so the drain is in them
 
 
+def _read(setting: str, path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(setting, f"cannot read {str(path)!r} ({exc.strerror or type(exc).__name__})") from None
+
+
 def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
+        raise ConfigError("tls_cert_file", "set both tls_cert_file and tls_key_file, or neither")
     if not (settings.tls_cert_file and settings.tls_key_file):
+        if settings.tls_client_ca_file:
+            raise ConfigError("tls_client_ca_file", "client certificates need TLS: set tls_cert_file and tls_key_file")
         return None
-    client_ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
+    client_ca = _read("tls_client_ca_file", settings.tls_client_ca_file) if settings.tls_client_ca_file else None
     return grpc.ssl_server_credentials(
-        [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())],
+        [(_read("tls_key_file", settings.tls_key_file), _read("tls_cert_file", settings.tls_cert_file))],
         root_certificates=client_ca,
         require_client_auth=client_ca is not None,
     )
+
+
+def _check_listen(listen: str) -> None:
+    """Bind the address once, as the server will (SO_REUSEPORT), so a bad one is our one clear line
+    rather than gRPC core's log and a RuntimeError."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            probe.bind(infos[0][4])
+    except (OSError, ValueError) as exc:
+        why = getattr(exc, "strerror", None) or "not HOST:PORT"
+        raise ConfigError("listen", f"cannot listen on {listen!r} ({why})") from None
+
+
+def _consent_store(settings: Settings) -> ConsentStore:
+    try:
+        return SqliteConsentStore(settings.consent_db)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError("consent_db", f"cannot open {str(settings.consent_db)!r} ({exc})") from None
 
 
 async def start_gateway(
@@ -165,7 +201,9 @@ async def start_gateway(
     # Sends go straight to the transport (see Upstream); token requests, rare, use a client over it.
     transport = transport or make_transport(settings.smartpush)
     http = make_http_client(settings.smartpush, transport)
-    consent = consent or SqliteConsentStore(settings.consent_db)
+    creds = _credentials(settings)  # before anything starts: a bad TLS file stops start-up
+    _check_listen(settings.listen)
+    consent = consent or _consent_store(settings)
     templates = TemplateRegistry.from_settings(settings.templates, strict=settings.strict_templates)
     routes = TokenProviders(settings, http, clock, telemetry)
     client = SmartPushClient(transport, settings.smartpush, clock, telemetry=telemetry)
@@ -190,8 +228,10 @@ async def start_gateway(
     health = health_aio.HealthServicer()
     edge.register(server, _HEALTH, HealthEdge(health, frozenset(("", LIVENESS, *API_SERVICES))), api=False)
     edge.register(server, _REFLECTION, reflection_aio.ReflectionServicer(SERVICE_NAMES), api=False)
-    creds = _credentials(settings)
-    port = server.add_secure_port(settings.listen, creds) if creds else server.add_insecure_port(settings.listen)
+    try:
+        port = server.add_secure_port(settings.listen, creds) if creds else server.add_insecure_port(settings.listen)
+    except RuntimeError:
+        raise ConfigError("listen", f"cannot listen on {settings.listen!r} (in use, or not an address here)") from None
     await server.start()
     readiness = Readiness(
         health,

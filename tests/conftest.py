@@ -44,7 +44,6 @@ def settings_for(emulator: EmulatorServer, **overrides: Any) -> Settings:
         listen="127.0.0.1:0",
         profiles=profiles,
         smartpush=SmartPushSettings(**smartpush),
-        shutdown_grace_s=1.0,
         # Off so a test sees the gateway's first token request itself; tests/integration/test_readiness.py turns it on.
         readiness_checks_token=overrides.pop("readiness_checks_token", False),
         **overrides,

@@ -138,8 +138,14 @@ def test_probes_ports_env_and_paths_match_the_code(rendered: tuple[Path, list[di
     deployment = kind(docs, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
+    raw = _config(docs)
+    # The Secret's files exist only in the pod; settings refuse unreadable ones, so point at stand-ins.
+    secret_paths = {name: p.get("secret_file") for name, p in raw["profiles"].items()}
+    for name, profile in raw["profiles"].items():
+        (tmp_path / name).write_text("stand-in")
+        profile["secret_file"] = str(tmp_path / name)
     config_file = tmp_path / "gateway.yaml"
-    config_file.write_text(yaml.safe_dump(_config(docs)))
+    config_file.write_text(yaml.safe_dump(raw))
     settings: Settings = load_settings(config_file)
 
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -180,9 +186,9 @@ def test_probes_ports_env_and_paths_match_the_code(rendered: tuple[Path, list[di
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert container["args"][:2] == ["--config", f"{mounts['config']['mountPath']}/gateway.yaml"]
     assert volumes["credentials"]["secret"]["secretName"] == "smartpush-credentials"
-    for profile in settings.profiles.values():
+    for name, profile in settings.profiles.items():
         assert profile.secret is None
-        assert str(profile.secret_file).startswith(mounts["credentials"]["mountPath"] + "/")
+        assert str(secret_paths[name]).startswith(mounts["credentials"]["mountPath"] + "/")
     # Read-only root: the consent store must sit on a writable volume.
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert str(settings.consent_db).startswith(mounts["state"]["mountPath"] + "/")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import load_settings
+from gateway.config import ConfigError, load_settings
 
 
 def test_yaml_then_env_precedence_and_secret_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,5 +42,6 @@ def test_defaults_point_at_the_current_documented_host(monkeypatch: pytest.Monke
 def test_profile_without_a_secret_is_rejected(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("profiles:\n  default:\n    client_id: x\n")
-    with pytest.raises(ValueError, match="secret"):
+    with pytest.raises(ConfigError, match="secret") as caught:
         load_settings(config)
+    assert caught.value.setting == "profiles.default"
