@@ -77,9 +77,17 @@ class SmartPushClient:
         self._span_attrs: dict[str, dict[str, str | int]] = {}  # per URL (one per profile): parsed once
         # Set when the gateway drains: nothing runs past it, so no call is cut off mid-attempt.
         self._stop_at: float | None = None
+        self._timers: set[asyncio.Timeout] = set()  # of the attempts running now
 
     def drain_until(self, stop_at: float) -> None:
+        """From now on no attempt runs past `stop_at` (monotonic), those already running included."""
         self._stop_at = stop_at
+        loop = asyncio.get_running_loop()
+        when = loop.time() + (stop_at - self._clock.monotonic())
+        for timer in self._timers:
+            current = timer.when()
+            if current is None or current > when:
+                timer.reschedule(when)
 
     async def post(self, call: SendCall, body: bytes) -> Answer:
         failed = 0
@@ -91,11 +99,9 @@ class SmartPushClient:
             if remaining is not None and remaining < self._policy.min_attempt_s:
                 raise self._out_of_time(draining, "leaves no time for the SmartPush call")
             try:
-                async with asyncio.timeout(remaining):
-                    token = await tokens.token()
-                    headers = self._headers(token, call.rq_uid, call.callback_url)
-                    response = await self._attempt(call.route.url, body, headers, self._timeout(remaining), sent)
+                token, response = await self._bounded(call, body, remaining, sent)
             except TimeoutError:
+                _, draining = self._remaining(call.deadline)  # a drain may have begun meanwhile
                 raise self._out_of_time(draining, "passed while SmartPush was answering") from None
             except httpx.TransportError as exc:
                 sent += 1
@@ -131,6 +137,20 @@ class SmartPushClient:
                 extra={"rq_uid": call.rq_uid, "attempt": failed + 1, "retry_reason": failure.kind, "delay_s": delay},
             )
             await self._clock.sleep(delay)
+
+    async def _bounded(
+        self, call: SendCall, body: bytes, remaining: float | None, sent: int
+    ) -> tuple[str, httpx.Response]:
+        """Token and POST within `remaining`; a drain that begins meanwhile tightens the bound."""
+        timer = asyncio.timeout(remaining)
+        self._timers.add(timer)
+        try:
+            async with timer:
+                token = await call.route.tokens.token()
+                headers = self._headers(token, call.rq_uid, call.callback_url)
+                return token, await self._attempt(call.route.url, body, headers, self._timeout(remaining), sent)
+        finally:
+            self._timers.discard(timer)
 
     def _timeout(self, remaining: float | None) -> httpx.Timeout:
         s = self._settings
