@@ -54,7 +54,6 @@ _PUSH = push_service_pb2.DESCRIPTOR.services_by_name["PushService"]
 _PERMISSION = permission_service_pb2.DESCRIPTOR.services_by_name["PermissionService"]
 _TEMPLATE = template_service_pb2.DESCRIPTOR.services_by_name["TemplateService"]
 _SMARTAPP = smartapp_service_pb2.DESCRIPTOR.services_by_name["SmartAppService"]
-PUSH_SERVICE = _PUSH.full_name
 API_SERVICES = tuple(s.full_name for s in (_PUSH, _PERMISSION, _TEMPLATE, _SMARTAPP))
 SERVICE_NAMES = (*API_SERVICES, _HEALTH.full_name, reflection.SERVICE_NAME)
 _STOP_SLACK_S = 0.5

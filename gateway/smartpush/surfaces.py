@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from smartpush.gateway.v1 import delivery_pb2
 
-SurfaceValue = delivery_pb2.Surface.ValueType
-ChannelValue = delivery_pb2.Channel.ValueType
-
 
 def _wire_names(enum: object, prefix: str) -> dict[int, str]:
     descriptor = enum.DESCRIPTOR  # type: ignore[attr-defined]

@@ -31,10 +31,13 @@ class TLSOptions:
 
 
 def service_config(max_attempts: int = 3) -> str:
-    """Round-robin over resolved addresses; retry UNAVAILABLE with backoff.
+    """Round-robin over resolved addresses; retry UNAVAILABLE with backoff, where the gateway allows.
 
-    Retrying Send is safe when the request carries an idempotency key (the gateway replays
-    the first answer); `GatewayClient.send` adds one when the caller did not.
+    One retry layer: the gateway retries SmartPush itself, and every answer it gives after that
+    (or that may have reached SmartPush) carries `grpc-retry-pushback-ms: -1`, which tells this
+    policy not to retry (gRFC A6). What is left to retry here reached nothing upstream: a replica
+    that is shutting down (SHUTTING_DOWN) or a connection that failed. A retried Send is still
+    safe twice over: `GatewayClient.send` adds an idempotency key when the caller did not.
     """
     config = {
         "loadBalancingConfig": [{"round_robin": {}}],
