@@ -6,7 +6,7 @@ import uuid
 
 from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
-from smartpush.gateway.v1 import delivery_pb2, errors_pb2, push_service_pb2
+from smartpush.gateway.v1 import delivery_pb2, errors_pb2, push_service_pb2, template_pb2
 
 from gateway.clock import Clock
 from gateway.config import Settings
@@ -137,20 +137,34 @@ class PushSender:
         )
 
     def _check_template(self, req: SendRequest) -> Rendered | None:
-        content = req.delivery.template_content
-        template = self._templates.get(content.id)
-        if template is None:
-            if self._templates.strict:
-                raise GatewayError(
-                    errors_pb2.ERROR_REASON_TEMPLATE_UNKNOWN,
-                    f"template {content.id!r} is not in this gateway's registry",
-                    metadata={"template_id": content.id},
-                )
-            return None  # not ours to judge: SmartPush checks it (1016/1017)
-        rendered = self._templates.check(template, content, [d.surface for d in req.delivery.destinations])
-        if rendered.violations:
-            raise invalid_argument(rendered.violations)
-        return rendered
+        """Each template content in the request (shared, and each destination's own) against the registry."""
+        config = req.delivery
+        groups: list[tuple[template_pb2.TemplateContent, str, list[int]]] = []
+        shared = [i for i, d in enumerate(config.destinations) if not d.HasField("template_content")]
+        if config.HasField("template_content"):
+            groups.append((config.template_content, "delivery.template_content", shared))
+        for i, d in enumerate(config.destinations):
+            if d.HasField("template_content"):
+                groups.append((d.template_content, f"delivery.destinations[{i}].template_content", [i]))
+        first: Rendered | None = None
+        violations = []
+        for content, prefix, indices in groups:
+            template = self._templates.get(content.id)
+            if template is None:
+                if self._templates.strict:
+                    raise GatewayError(
+                        errors_pb2.ERROR_REASON_TEMPLATE_UNKNOWN,
+                        f"template {content.id[:64]!r} is not in this gateway's registry",
+                        metadata={"template_id": content.id},
+                    )
+                continue  # not ours to judge: SmartPush checks it (1016/1017)
+            surfaces = [config.destinations[i].surface for i in indices]
+            rendered = self._templates.check(template, content, surfaces, prefix=prefix, indices=indices)
+            violations += rendered.violations
+            first = first or rendered
+        if violations:
+            raise invalid_argument(violations)
+        return first
 
 
 def _response(call: SendCall, outcome: Outcome) -> SendResponse:

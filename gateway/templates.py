@@ -68,6 +68,7 @@ class TemplateRegistry:
         *,
         prefix: str = "delivery.template_content",
         surface_path: str = "delivery.destinations[{i}].surface",
+        indices: Sequence[int] | None = None,
     ) -> Rendered:
         """Exact variable sets, surface, rendered lengths and deeplink parameters, each a violation."""
         out: list[FieldViolation] = []
@@ -90,7 +91,7 @@ class TemplateRegistry:
                 if surface != template.surface:
                     out.append(
                         FieldViolation(
-                            surface_path.format(i=i),
+                            surface_path.format(i=indices[i] if indices is not None else i),
                             f"template {template.id} is for {SURFACE_TO_WIRE.get(template.surface)}, "
                             f"not {SURFACE_TO_WIRE.get(surface, surface)}",
                         )

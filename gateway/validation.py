@@ -21,6 +21,7 @@ from gateway.smartpush.surfaces import (
     DEVICE_SURFACES,
     MOBILE_SURFACES,
     SURFACE_TO_WIRE,
+    channel_for,
 )
 
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d:[0-5]\d$")
@@ -49,8 +50,7 @@ def _date(path: str, value: str) -> datetime.date | None:
         return None
 
 
-def _time_frame(frame: delivery_pb2.TimeFrame) -> Iterator[FieldViolation]:
-    p = "delivery.time_frame"
+def _time_frame(frame: delivery_pb2.TimeFrame, p: str) -> Iterator[FieldViolation]:
     times_ok = True
     for name in ("start_time", "finish_time"):
         if not _TIME.match(getattr(frame, name)):
@@ -72,8 +72,8 @@ def _time_frame(frame: delivery_pb2.TimeFrame) -> Iterator[FieldViolation]:
         yield FieldViolation(f"{p}.start_time", "must not be after finish_time")
 
 
-def _template(content: template_pb2.TemplateContent, surfaces: list[int]) -> Iterator[FieldViolation]:
-    p = "delivery.template_content"
+def _template(content: template_pb2.TemplateContent, p: str, users: list[tuple[int, int]]) -> Iterator[FieldViolation]:
+    """Rules of one template content; `users` are the (index, surface) of the destinations it serves."""
     yield from _required(f"{p}.id", content.id)
     yield from _max_len(f"{p}.id", content.id, limits.TEMPLATE_ID_MAX)
     if len(content.header_values) > limits.HEADER_VARIABLES_MAX:
@@ -94,10 +94,12 @@ def _template(content: template_pb2.TemplateContent, surfaces: list[int]) -> Ite
     if which == "mobile_app_parameters":
         m = content.mobile_app_parameters
         q = f"{p}.mobile_app_parameters"
+        if not any((m.button_text, m.deeplink_android, m.deeplink_ios, m.android_version, m.ios_version, m.image_link)):
+            yield FieldViolation(q, "set at least one parameter, or leave mobile_app_parameters unset")
         yield from _max_len(f"{q}.button_text", m.button_text, limits.BUTTON_TEXT_MAX)
         yield from _max_len(f"{q}.deeplink_android", m.deeplink_android, limits.DEEPLINK_MAX)
         yield from _max_len(f"{q}.deeplink_ios", m.deeplink_ios, limits.DEEPLINK_MAX)
-        for i, s in enumerate(surfaces):
+        for i, s in users:
             if s in DEVICE_SURFACES:
                 yield FieldViolation(
                     f"delivery.destinations[{i}].surface",
@@ -106,6 +108,7 @@ def _template(content: template_pb2.TemplateContent, surfaces: list[int]) -> Ite
     elif which == "device_parameters":
         d = content.device_parameters
         q = f"{p}.device_parameters"
+        yield from _required(f"{q}.deeplink", d.deeplink)
         yield from _max_len(f"{q}.deeplink", d.deeplink, limits.DEEPLINK_MAX)
         if d.device_serial_filters and d.product_filter:
             yield FieldViolation(
@@ -113,7 +116,7 @@ def _template(content: template_pb2.TemplateContent, surfaces: list[int]) -> Ite
             )
         for i, f in enumerate(d.device_serial_filters):
             yield from _required(f"{q}.device_serial_filters[{i}].serial_number", f.serial_number)
-        for i, s in enumerate(surfaces):
+        for i, s in users:
             if s in MOBILE_SURFACES or s not in DEVICE_SURFACES:
                 yield FieldViolation(
                     f"delivery.destinations[{i}].surface",
@@ -129,7 +132,10 @@ def _delivery(config: delivery_pb2.DeliveryConfig, endpoint: str) -> Iterator[Fi
         yield FieldViolation(f"{p}.destinations", "at least one destination is required")
     seen: dict[int, int] = {}
     priorities: dict[int, int] = {}
-    valid_surfaces: list[int] = []
+    shared_users: list[tuple[int, int]] = []
+    shared = config.HasField("template_content")
+    own_content = any(d.HasField("template_content") for d in config.destinations)
+    framed = config.HasField("time_frame")
     for i, dest in enumerate(config.destinations):
         q = f"{p}.destinations[{i}]"
         if dest.surface not in SURFACE_TO_WIRE:
@@ -138,23 +144,38 @@ def _delivery(config: delivery_pb2.DeliveryConfig, endpoint: str) -> Iterator[Fi
             yield FieldViolation(f"{q}.surface", f"duplicate of destinations[{seen[dest.surface]}]")
         else:
             seen[dest.surface] = i
-        valid_surfaces.append(dest.surface)
         if dest.channel and dest.channel not in CHANNEL_TO_WIRE:
             yield FieldViolation(f"{q}.channel", "must be a known channel or unset")
+        elif dest.channel and dest.surface in SURFACE_TO_WIRE:
+            fits = channel_for(dest.surface, 0)
+            if CHANNEL_TO_WIRE[dest.channel] != fits:
+                yield FieldViolation(
+                    f"{q}.channel",
+                    f"{CHANNEL_TO_WIRE[dest.channel]} does not serve {SURFACE_TO_WIRE[dest.surface]} (it takes {fits})",
+                )
         if config.delivery_mode == delivery_pb2.DELIVERY_MODE_SEQUENTIAL and dest.HasField("priority"):
             if dest.priority in priorities:
                 yield FieldViolation(f"{q}.priority", f"same priority as destinations[{priorities[dest.priority]}]")
             priorities[dest.priority] = i
-    if not config.HasField("template_content"):
-        yield FieldViolation(f"{p}.template_content", "required")
-    else:
-        yield from _template(config.template_content, valid_surfaces)
+        if dest.HasField("template_content"):
+            yield from _template(dest.template_content, f"{q}.template_content", [(i, dest.surface)])
+        elif shared:
+            shared_users.append((i, dest.surface))
+        elif own_content:  # some destinations have their own: this one lacks any
+            yield FieldViolation(f"{q}.template_content", "required: set it here or in delivery.template_content")
+        if dest.HasField("time_frame"):
+            framed = True
+            yield from _time_frame(dest.time_frame, f"{q}.time_frame")
+    if shared:
+        yield from _template(config.template_content, f"{p}.template_content", shared_users)
+    elif not own_content:
+        yield FieldViolation(f"{p}.template_content", "required (or a template_content on every destination)")
     if config.HasField("time_frame"):
-        yield from _time_frame(config.time_frame)
+        yield from _time_frame(config.time_frame, f"{p}.time_frame")
     if endpoint == "lite":
         if len(config.destinations) > 1:
             yield FieldViolation(f"{p}.destinations", "the lite endpoint takes exactly one destination")
-        if config.HasField("time_frame"):
+        if framed:
             yield FieldViolation(f"{p}.time_frame", "the lite endpoint has no time frame")
 
 

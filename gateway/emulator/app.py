@@ -106,6 +106,8 @@ class Emulator:
         return _json(body, status)
 
     def _token_answer(self, request: web.Request, raw: bytes, decision: FaultDecision) -> tuple[int, dict[str, Any]]:
+        if not self.state.take_token_slot():
+            return 429, {"code": 429, "message": "too many token requests (at most 10 a second)"}
         if decision.token_error_code is not None:
             code = decision.token_error_code
             status, message = _TOKEN_ERRORS.get(code, (400, "error"))
@@ -167,7 +169,7 @@ class Emulator:
             inner = lite_as_extended(body)
         else:
             wrapped = isinstance(body, dict) and "requestPayload" in body
-            mode = self.state.config.request_payload
+            mode = "any" if self.state.config.lenient else self.state.config.request_payload
             if (mode == "wrapped" and not wrapped) or (mode == "unwrapped" and wrapped):
                 return 400, {"code": 400, "message": f"request body must be {mode}"}
             if wrapped:
@@ -223,8 +225,9 @@ class Emulator:
             "validation": {"results": validation},
         }
         if delivered:
-            # One delivered destination: an object, as documented; several: a list (undocumented case).
-            payload["result"] = delivered[0] if len(delivered) == 1 else delivered
+            # One object, as documented (the first delivered destination; validation.results has every
+            # destination's code); `result_shape: list` answers one entry per delivered destination.
+            payload["result"] = delivered[0] if self.state.config.result_shape == "object" else delivered
         envelope: dict[str, Any] = {
             "requestId": rq_uid,
             "responseId": str(uuid.uuid4()),

@@ -7,6 +7,7 @@ against the reference (§2-§5), so a gateway mapping bug shows up as a SmartPus
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
@@ -34,6 +35,17 @@ _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d:[0-5]\d$")
 _ZONE = re.compile(r"^GMT[+-](0\d|1[0-4]):[0-5]\d$")
 _DATE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
 _VARIABLE_KEYS = (("headerValues", 3), ("bodyValues", 10))
+# Keys SmartPush documents (reference §3.3); the strict emulator refuses any other (1000).
+_DESTINATION_KEYS = frozenset({"channel", "surface", "priority", "templateContent", "pushContent"})
+_CONTENT_KEYS = frozenset({"id", "headerValues", "bodyValues", "mobileAppParameters", "deviceParameters", "timeFrame"})
+_MOBILE_KEYS = frozenset({"buttonText", "deeplinkAndroid", "deeplinkIos", "androidVersion", "iosVersion", "imageLink"})
+_DEVICE_KEYS = frozenset({"backgroundImageUri", "deviceSerialFilter", "productFilter"})
+_FRAME_KEYS = frozenset({"startTime", "finishTime", "timeZone", "startDate", "endDate"})
+
+
+def _unknown(obj: dict[str, Any], allowed: frozenset[str]) -> str | None:
+    extra = sorted(set(obj) - allowed)
+    return extra[0] if extra else None
 
 
 @dataclass(slots=True)
@@ -57,6 +69,15 @@ def _destination(dest: Any, cfg: EmulatorConfig, project: str, errors: list[dict
 
     if not isinstance(dest, dict):
         return fail(1001, "", "destination must be an object")
+    strict = not cfg.lenient
+    placement = "any" if cfg.lenient else cfg.time_frame_placement
+    extra = _unknown(dest, _DESTINATION_KEYS | {"timeFrame"} if placement != "template_content" else _DESTINATION_KEYS)
+    if extra == "timeFrame":
+        return fail(1000, "timeFrame", "timeFrame belongs inside templateContent")
+    if strict and extra is not None:
+        return fail(1000, extra, "unknown key")
+    if "pushContent" in dest and "templateContent" in dest:
+        return fail(1001, "pushContent", "both a PushContent and a TemplateContent block")
     surface = dest.get("surface")
     if surface is None or surface == "":
         return fail(1005, "surface", "target surface is not defined")
@@ -72,6 +93,11 @@ def _destination(dest: Any, cfg: EmulatorConfig, project: str, errors: list[dict
     content = dest.get("templateContent")
     if not isinstance(content, dict):
         return fail(1000, "templateContent", "templateContent is required")
+    extra = _unknown(content, _CONTENT_KEYS if placement != "destination" else _CONTENT_KEYS - {"timeFrame"})
+    if extra == "timeFrame":
+        return fail(1000, "templateContent.timeFrame", "timeFrame belongs beside templateContent here")
+    if strict and extra is not None:
+        return fail(1000, f"templateContent.{extra}", "unknown key")
     tid = content.get("id")
     if not _str(tid, 36) or not tid:
         return fail(1000, "templateContent.id", "template id is required, at most 36 characters")
@@ -85,30 +111,21 @@ def _destination(dest: Any, cfg: EmulatorConfig, project: str, errors: list[dict
     if mobile is not None and device is not None:
         return fail(1006, "templateContent", "both mobileAppParameters and deviceParameters")
     if mobile is not None:
-        if not isinstance(mobile, dict):
-            return fail(1000, "templateContent.mobileAppParameters", "must be an object")
-        if channel == "B2C":
-            return fail(1009, "templateContent.mobileAppParameters", "mobile parameters for a device surface")
-        if not _str(mobile.get("buttonText", ""), 30):
-            return fail(1000, "templateContent.mobileAppParameters.buttonText", "at most 30 characters")
-        for link in ("deeplinkAndroid", "deeplinkIos"):
-            if not _str(mobile.get(link, ""), 350):
-                return fail(1000, f"templateContent.mobileAppParameters.{link}", "at most 350 characters")
+        code = _mobile(mobile, channel, strict, fail)
+        if code:
+            return code
     if device is not None:
-        if not isinstance(device, dict):
-            return fail(1000, "templateContent.deviceParameters", "must be an object")
-        if channel != "B2C":
-            return fail(1009, "templateContent.deviceParameters", "device parameters for the mobile app")
-        device_link = device.get("deeplink", device.get("deepLink", ""))
-        if not _str(device_link, 350):
-            return fail(1000, "templateContent.deviceParameters.deeplink", "at most 350 characters")
-        if device.get("deviceSerialFilter") and device.get("productFilter"):
-            return fail(1015, "templateContent.deviceParameters", "deviceSerialFilter and productFilter")
-    frame = dest.get("timeFrame")
+        code = _device(device, channel, cfg, fail)
+        if code:
+            return code
+    frame = content.get("timeFrame", dest.get("timeFrame"))
     if frame is not None:
+        where = "templateContent.timeFrame" if "timeFrame" in content else "timeFrame"
+        if strict and isinstance(frame, dict) and _unknown(frame, _FRAME_KEYS):
+            return fail(1000, f"{where}.{_unknown(frame, _FRAME_KEYS)}", "unknown key")
         code = _time_frame(frame)
         if code:
-            return fail(code, "timeFrame", "invalid time frame" if code == 1008 else "start after finish")
+            return fail(code, where, "invalid time frame" if code == 1008 else "start after finish")
     template = cfg.templates.get(tid)
     if template is None or (template.projects and project not in template.projects):
         if cfg.strict_templates:
@@ -120,6 +137,47 @@ def _destination(dest: Any, cfg: EmulatorConfig, project: str, errors: list[dict
         ):
             if set(content.get(values_key, {})) != set(names):
                 return fail(1017, f"templateContent.{values_key}", "variables do not match the template")
+    return 0
+
+
+Fail = Callable[[int, str, str], int]
+
+
+def _mobile(mobile: Any, channel: str, strict: bool, fail: Fail) -> int:
+    if not isinstance(mobile, dict):
+        return fail(1000, "templateContent.mobileAppParameters", "must be an object")
+    if strict and _unknown(mobile, _MOBILE_KEYS):
+        return fail(1000, f"templateContent.mobileAppParameters.{_unknown(mobile, _MOBILE_KEYS)}", "unknown key")
+    if channel == "B2C":
+        return fail(1009, "templateContent.mobileAppParameters", "mobile parameters for a device surface")
+    if not _str(mobile.get("buttonText", ""), 30):
+        return fail(1000, "templateContent.mobileAppParameters.buttonText", "at most 30 characters")
+    for link in ("deeplinkAndroid", "deeplinkIos"):
+        if not _str(mobile.get(link, ""), 350):
+            return fail(1000, f"templateContent.mobileAppParameters.{link}", "at most 350 characters")
+    return 0
+
+
+def _device(device: Any, channel: str, cfg: EmulatorConfig, fail: Fail) -> int:
+    where = "templateContent.deviceParameters"
+    if not isinstance(device, dict):
+        return fail(1000, where, "must be an object")
+    keys = {"deeplink", "deepLink"} if cfg.lenient or cfg.device_deeplink_key == "any" else {cfg.device_deeplink_key}
+    if not cfg.lenient and _unknown(device, _DEVICE_KEYS | keys):
+        return fail(1000, f"{where}.{_unknown(device, _DEVICE_KEYS | keys)}", "unknown key")
+    if channel != "B2C":
+        return fail(1009, where, "device parameters for the mobile app")
+    device_link = device.get("deeplink", device.get("deepLink", ""))
+    if not _str(device_link, 350):
+        return fail(1000, f"{where}.deeplink", "at most 350 characters")
+    serial = device.get("deviceSerialFilter")
+    shape = "any" if cfg.lenient else cfg.device_serial_filter
+    if serial is not None and (
+        (shape == "array" and not isinstance(serial, list)) or (shape == "object" and not isinstance(serial, dict))
+    ):
+        return fail(1000, f"{where}.deviceSerialFilter", f"must be an {'array' if shape == 'array' else 'object'}")
+    if serial and device.get("productFilter"):
+        return fail(1015, where, "deviceSerialFilter and productFilter")
     return 0
 
 
@@ -201,7 +259,9 @@ def check_extended(body: Any, cfg: EmulatorConfig) -> tuple[Verdict, list[Any], 
             sub,
             mode,
         )
-    if mode.upper() not in ("BROADCAST", "SEQUENTIAL"):
+    case = "any" if cfg.lenient else cfg.delivery_mode_case
+    wrong_case = (case == "upper" and mode != mode.upper()) or (case == "lower" and mode != mode.lower())
+    if mode.upper() not in ("BROADCAST", "SEQUENTIAL") or wrong_case:
         return (
             whole(1003, "payload.deliveryConfig.deliveryMode", "unknown delivery mode", n),
             dests,

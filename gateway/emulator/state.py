@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import collections
 import random
 import secrets
@@ -39,13 +40,31 @@ class EmulatorConfig(BaseModel):
     # Unknown template ids answer 1016 when true; when false any id is accepted without variable checks.
     strict_templates: bool = True
     disabled_projects: list[str] = Field(default_factory=list)
-    # Sliding one-minute limits; 0 = unlimited.
+    # Sliding limits per minute, hour and day, overall and per user (reference §8); 0 = unlimited.
     overall_limit_per_minute: int = 0
+    overall_limit_per_hour: int = 0
+    overall_limit_per_day: int = 0
     per_user_limit_per_minute: int = 0
+    per_user_limit_per_hour: int = 0
+    per_user_limit_per_day: int = 0
+    # Token endpoint rate limit (reference §8, GW G2: at most 10 requests a second); 0 = unlimited.
+    token_limit_per_second: int = 10
     # Force a status code for every destination on a surface, e.g. {"SBERBOX": 1004}.
     surface_status: dict[str, int] = Field(default_factory=dict)
-    # Body wrapping accepted on the extended endpoint.
-    request_payload: Literal["any", "wrapped", "unwrapped"] = "any"
+    # Strict by default: only what the gateway's default configuration should send is accepted,
+    # one variant per disagreement (reference §13), so a mapping bug cannot pass unnoticed.
+    # `lenient: true` accepts every variant any source shows (and unknown keys).
+    lenient: bool = False
+    # The variant expected where sources disagree; set one to prove the matching gateway switch.
+    request_payload: Literal["any", "wrapped", "unwrapped"] = "wrapped"
+    delivery_mode_case: Literal["any", "upper", "lower"] = "upper"
+    device_deeplink_key: Literal["any", "deeplink", "deepLink"] = "deeplink"
+    device_serial_filter: Literal["any", "array", "object"] = "array"
+    # `templateContent.timeFrame` (reference §3.3, salutejs, smart_app_framework); `destination`
+    # is the undocumented placement beside templateContent.
+    time_frame_placement: Literal["any", "template_content", "destination"] = "template_content"
+    # `payload.result`: one object, as documented (reference §5.1), or a list per delivered destination.
+    result_shape: Literal["object", "list"] = "object"
     # HTTP status of an answer whose destinations all failed (undocumented; 200 by default).
     business_error_http_status: int = 200
     record_limit: int = 1000
@@ -104,6 +123,7 @@ class EmulatorState:
         self._clock = clock
         self._overall: collections.deque[float] = collections.deque()
         self._per_user: dict[tuple[str, str], collections.deque[float]] = {}
+        self._token_times: collections.deque[float] = collections.deque()
         self._rand = random.Random()
 
     def now(self) -> float:
@@ -117,6 +137,7 @@ class EmulatorState:
         self.requests.clear()
         self._overall.clear()
         self._per_user.clear()
+        self._token_times.clear()
 
     def issue_token(self, client_id: str) -> tuple[str, float]:
         value = "emu." + secrets.token_urlsafe(32)
@@ -160,26 +181,51 @@ class EmulatorState:
         return decision
 
     def take_quota(self, project: str, sub: str) -> int:
-        """0 when the send fits the limits, else 1014 (overall) or 1018 (per user)."""
+        """0 when the send fits every limit, else 1014 (overall) or 1018 (per user)."""
         now = self.now()
         cfg = self.config
-        if cfg.overall_limit_per_minute:
-            _trim(self._overall, now)
-            if len(self._overall) >= cfg.overall_limit_per_minute:
-                return 1014
+        overall = _limits(cfg.overall_limit_per_minute, cfg.overall_limit_per_hour, cfg.overall_limit_per_day)
+        per_user = _limits(cfg.per_user_limit_per_minute, cfg.per_user_limit_per_hour, cfg.per_user_limit_per_day)
+        if overall and _exceeded(self._overall, overall, now):
+            return 1014
         user: collections.deque[float] | None = None
-        if cfg.per_user_limit_per_minute:  # windows only exist while a per-user limit is set
+        if per_user:  # windows only exist while a per-user limit is set
             user = self._per_user.setdefault((project, sub), collections.deque())
-            _trim(user, now)
-            if len(user) >= cfg.per_user_limit_per_minute:
+            if _exceeded(user, per_user, now):
                 return 1018
-        if cfg.overall_limit_per_minute:
+        if overall:
             self._overall.append(now)
         if user is not None:
             user.append(now)
         return 0
 
+    def take_token_slot(self) -> bool:
+        """False when the token endpoint's per-second limit is reached."""
+        limit = self.config.token_limit_per_second
+        if not limit:
+            return True
+        now = self.now()
+        while self._token_times and self._token_times[0] <= now - 1.0:
+            self._token_times.popleft()
+        if len(self._token_times) >= limit:
+            return False
+        self._token_times.append(now)
+        return True
 
-def _trim(window: collections.deque[float], now: float) -> None:
-    while window and window[0] <= now - 60.0:
+
+def _limits(minute: int, hour: int, day: int) -> list[tuple[float, int]]:
+    return [(window, limit) for window, limit in ((60.0, minute), (3600.0, hour), (86400.0, day)) if limit]
+
+
+def _exceeded(times: collections.deque[float], limits: list[tuple[float, int]], now: float) -> bool:
+    _trim(times, now, max(window for window, _ in limits))
+    for window, limit in limits:
+        start = bisect.bisect_right(times, now - window)
+        if len(times) - start >= limit:
+            return True
+    return False
+
+
+def _trim(window: collections.deque[float], now: float, span: float) -> None:
+    while window and window[0] <= now - span:
         window.popleft()

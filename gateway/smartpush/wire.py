@@ -75,9 +75,31 @@ def time_frame(frame: delivery_pb2.TimeFrame) -> Json:
     return out
 
 
+def effective_content(
+    config: delivery_pb2.DeliveryConfig, dest: delivery_pb2.Destination
+) -> template_pb2.TemplateContent:
+    """The destination's own template content, or the shared one."""
+    return dest.template_content if dest.HasField("template_content") else config.template_content
+
+
+def effective_frame(
+    config: delivery_pb2.DeliveryConfig, dest: delivery_pb2.Destination
+) -> delivery_pb2.TimeFrame | None:
+    if dest.HasField("time_frame"):
+        return dest.time_frame
+    return config.time_frame if config.HasField("time_frame") else None
+
+
+def content_for(config: delivery_pb2.DeliveryConfig, dest: delivery_pb2.Destination, wire: WireSettings) -> Json:
+    """`templateContent` as SmartPush expects it: the time frame inside it (reference §3.3, salutejs)."""
+    out = template_content(effective_content(config, dest), wire)
+    frame = effective_frame(config, dest)
+    if frame is not None:
+        out["timeFrame"] = time_frame(frame)
+    return out
+
+
 def destinations(config: delivery_pb2.DeliveryConfig, wire: WireSettings) -> list[Json]:
-    content = template_content(config.template_content, wire)
-    frame = time_frame(config.time_frame) if config.HasField("time_frame") else None
     sequential = config.delivery_mode == delivery_pb2.DELIVERY_MODE_SEQUENTIAL
     out: list[Json] = []
     for index, dest in enumerate(config.destinations):
@@ -87,9 +109,7 @@ def destinations(config: delivery_pb2.DeliveryConfig, wire: WireSettings) -> lis
         }
         if sequential:
             entry["priority"] = dest.priority if dest.HasField("priority") else index
-        entry["templateContent"] = content
-        if frame is not None:
-            entry["timeFrame"] = frame
+        entry["templateContent"] = content_for(config, dest, wire)
         out.append(entry)
     return out
 
@@ -117,11 +137,12 @@ def extended_request(req: push_service_pb2.SendRequest, wire: WireSettings, mess
 
 def lite_request(req: push_service_pb2.SendRequest, wire: WireSettings) -> Json:
     """The basic request: one surface, template content only (reference §2.2)."""
+    dest = req.delivery.destinations[0]
     return {
         "projectId": req.project_id,
         "clientId": req.sub,
-        "surface": SURFACE_TO_WIRE[req.delivery.destinations[0].surface],
-        "templateContent": template_content(req.delivery.template_content, wire),
+        "surface": SURFACE_TO_WIRE[dest.surface],
+        "templateContent": template_content(effective_content(req.delivery, dest), wire),
     }
 
 

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import grpc
+import pytest
 from smartpush.gateway.v1 import delivery_pb2 as d
 from smartpush.gateway.v1 import push_service_pb2, template_pb2
 
@@ -134,7 +135,10 @@ async def test_device_parameters_with_product_filter(stub: AsyncStub, admin: Emu
     assert response.results[0].device_statuses[0].product == "sberbox"
 
 
-async def test_time_frame(stub: AsyncStub, admin: EmulatorAdmin) -> None:
+async def test_a_deferred_send_carries_its_time_frame_inside_template_content(
+    stub: AsyncStub, admin: EmulatorAdmin
+) -> None:
+    # Reference §3.3, salutejs Destination.templateContent.timeFrame, smart_app_framework fixtures.
     req = send_request(d.SURFACE_COMPANION)
     req.delivery.time_frame.CopyFrom(
         d.TimeFrame(
@@ -145,16 +149,84 @@ async def test_time_frame(stub: AsyncStub, admin: EmulatorAdmin) -> None:
             end_date="2026-12-03",
         )
     )
-    await stub.Send(req, timeout=5)
+    response = await stub.Send(req, timeout=5)
     body = (await _only_send(admin))["body"]
-    dest = body["requestPayload"]["payload"]["deliveryConfig"]["destinations"][0]
-    assert dest["timeFrame"] == {
-        "startTime": "09:00:00",
-        "finishTime": "21:30:00",
-        "timeZone": "GMT+03:00",
-        "startDate": "2026-12-01",
-        "endDate": "2026-12-03",
-    }
+    assert body == _envelope(
+        "BROADCAST",
+        [
+            {
+                "channel": "COMPANION_B2C",
+                "surface": "COMPANION",
+                "templateContent": {
+                    "id": DEMO_TEMPLATE_ID,
+                    "headerValues": {},
+                    "bodyValues": {},
+                    "timeFrame": {
+                        "startTime": "09:00:00",
+                        "finishTime": "21:30:00",
+                        "timeZone": "GMT+03:00",
+                        "startDate": "2026-12-01",
+                        "endDate": "2026-12-03",
+                    },
+                },
+            }
+        ],
+        body["requestPayload"]["messageId"],
+    )
+    assert [r.status_code for r in response.results] == [0]
+
+
+async def test_broadcast_with_per_destination_content_and_time_frame(stub: AsyncStub, admin: EmulatorAdmin) -> None:
+    # COMPANION with mobile deeplinks (the shared content) and SBERBOX with its own device deeplink
+    # and its own time frame, in one BROADCAST: inexpressible before per-destination content.
+    req = send_request(d.SURFACE_COMPANION, d.SURFACE_SBERBOX)
+    req.delivery.template_content.mobile_app_parameters.CopyFrom(
+        template_pb2.MobileAppParameters(deeplink_android="app-android", deeplink_ios="app-ios", button_text="Открыть")
+    )
+    box = req.delivery.destinations[1]
+    box.template_content.CopyFrom(
+        template_pb2.TemplateContent(
+            id=DEMO_TEMPLATE_ID, device_parameters=template_pb2.DeviceParameters(deeplink="box-scenario")
+        )
+    )
+    box.time_frame.CopyFrom(
+        d.TimeFrame(start_time="10:00:00", finish_time="20:00:00", time_zone="GMT+03:00", start_date="2026-12-05")
+    )
+    response = await stub.Send(req, timeout=5)
+    body = (await _only_send(admin))["body"]
+    assert body["requestPayload"]["payload"]["deliveryConfig"]["destinations"] == [
+        {
+            "channel": "COMPANION_B2C",
+            "surface": "COMPANION",
+            "templateContent": {
+                "id": DEMO_TEMPLATE_ID,
+                "headerValues": {},
+                "bodyValues": {},
+                "mobileAppParameters": {
+                    "buttonText": "Открыть",
+                    "deeplinkAndroid": "app-android",
+                    "deeplinkIos": "app-ios",
+                },
+            },
+        },
+        {
+            "channel": "B2C",
+            "surface": "SBERBOX",
+            "templateContent": {
+                "id": DEMO_TEMPLATE_ID,
+                "headerValues": {},
+                "bodyValues": {},
+                "deviceParameters": {"deeplink": "box-scenario"},
+                "timeFrame": {
+                    "startTime": "10:00:00",
+                    "finishTime": "20:00:00",
+                    "timeZone": "GMT+03:00",
+                    "startDate": "2026-12-05",
+                },
+            },
+        },
+    ]
+    assert [r.status_code for r in response.results] == [0, 0]
 
 
 async def test_application_and_callback_url(stub: AsyncStub, admin: EmulatorAdmin) -> None:
@@ -180,29 +252,54 @@ async def test_validate_only_returns_the_exact_body_and_sends_nothing(stub: Asyn
     assert dry.upstream_url == real.upstream_url
 
 
-async def test_alternative_wire_formats_are_configuration(make_gateway: GatewayFactory, admin: EmulatorAdmin) -> None:
-    gw = await make_gateway(
-        smartpush={
-            "wire": {
-                "wrap_request_payload": False,
-                "delivery_mode_case": "lower",
-                "device_deeplink_key": "deepLink",
-                "device_serial_filter": "object",
-            }
-        }
-    )
+SWITCHES = [
+    # (gateway wire setting, emulator expectation, where the variant shows in the body)
+    ({"wrap_request_payload": False}, {"request_payload": "unwrapped"}, "bare body"),
+    ({"delivery_mode_case": "lower"}, {"delivery_mode_case": "lower"}, "broadcast"),
+    ({"device_deeplink_key": "deepLink"}, {"device_deeplink_key": "deepLink"}, "deepLink"),
+    ({"device_serial_filter": "object"}, {"device_serial_filter": "object"}, "serial object"),
+]
+
+
+def _device_request() -> push_service_pb2.SendRequest:
     req = send_request(d.SURFACE_SBERBOX)
     req.delivery.template_content.device_parameters.deeplink = "x"
     req.delivery.template_content.device_parameters.device_serial_filters.add(
         serial_number="AA9999999999999", product="sberbox"
     )
+    return req
+
+
+@pytest.mark.parametrize(("switch", "expectation", "variant"), SWITCHES, ids=[v for _, _, v in SWITCHES])
+async def test_each_wire_switch_is_proven_against_an_emulator_expecting_it(
+    make_gateway: GatewayFactory,
+    admin: EmulatorAdmin,
+    switch: dict[str, Any],
+    expectation: dict[str, Any],
+    variant: str,
+) -> None:
+    gw = await make_gateway(smartpush={"wire": switch})
     async with grpc.aio.insecure_channel(gw.address) as ch:
-        await async_stub(ch).Send(req, timeout=5)
-    body = (await _only_send(admin))["body"]
-    assert "requestPayload" not in body
-    assert body["payload"]["deliveryConfig"]["deliveryMode"] == "broadcast"
-    params = body["payload"]["deliveryConfig"]["destinations"][0]["templateContent"]["deviceParameters"]
-    assert params == {"deepLink": "x", "deviceSerialFilter": {"serialNumber": "AA9999999999999", "product": "sberbox"}}
+        stub = async_stub(ch)
+        # The strict emulator, expecting the default, refuses the variant...
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.Send(_device_request(), timeout=5)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        # ...and accepts it once told to expect exactly that variant.
+        await admin.config(**expectation)
+        response = await stub.Send(_device_request(), timeout=5)
+    assert [r.status_code for r in response.results] == [0]
+    body = (await admin.sends())[-1]["body"]
+    inner = body.get("requestPayload", body)
+    params = inner["payload"]["deliveryConfig"]["destinations"][0]["templateContent"]["deviceParameters"]
+    mode = inner["payload"]["deliveryConfig"]["deliveryMode"]
+    shown = {
+        "bare body": "requestPayload" not in body,
+        "broadcast": mode == "broadcast",
+        "deepLink": params.get("deepLink") == "x" and "deeplink" not in params,
+        "serial object": params["deviceSerialFilter"] == {"serialNumber": "AA9999999999999", "product": "sberbox"},
+    }
+    assert shown[variant]
 
 
 async def test_lite_endpoint(make_gateway: GatewayFactory, admin: EmulatorAdmin) -> None:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from smartpush.gateway.v1 import template_pb2 as smartpush_dot_gateway_dot_v1_dot_template__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#smartpush/gateway/v1/delivery.proto\x12\x14smartpush.gateway.v1\x1a#smartpush/gateway/v1/template.proto\"\x91\x01\n\x0b\x44\x65stination\x12.\n\x07surface\x18\x01 \x01(\x0e\x32\x1d.smartpush.gateway.v1.Surface\x12.\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x1d.smartpush.gateway.v1.Channel\x12\x15\n\x08priority\x18\x03 \x01(\rH\x00\x88\x01\x01\x42\x0b\n\t_priority\"m\n\tTimeFrame\x12\x12\n\nstart_time\x18\x01 \x01(\t\x12\x13\n\x0b\x66inish_time\x18\x02 \x01(\t\x12\x11\n\ttime_zone\x18\x03 \x01(\t\x12\x12\n\nstart_date\x18\x04 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x05 \x01(\t\"\xfa\x01\n\x0e\x44\x65liveryConfig\x12\x39\n\rdelivery_mode\x18\x01 \x01(\x0e\x32\".smartpush.gateway.v1.DeliveryMode\x12\x37\n\x0c\x64\x65stinations\x18\x02 \x03(\x0b\x32!.smartpush.gateway.v1.Destination\x12?\n\x10template_content\x18\x03 \x01(\x0b\x32%.smartpush.gateway.v1.TemplateContent\x12\x33\n\ntime_frame\x18\x04 \x01(\x0b\x32\x1f.smartpush.gateway.v1.TimeFrame*h\n\x0c\x44\x65liveryMode\x12\x1d\n\x19\x44\x45LIVERY_MODE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45LIVERY_MODE_BROADCAST\x10\x01\x12\x1c\n\x18\x44\x45LIVERY_MODE_SEQUENTIAL\x10\x02*\x90\x02\n\x07Surface\x12\x17\n\x13SURFACE_UNSPECIFIED\x10\x00\x12\x15\n\x11SURFACE_COMPANION\x10\x01\x12\x13\n\x0fSURFACE_SBERBOX\x10\x02\x12\x10\n\x0cSURFACE_TIME\x10\x03\x12\x15\n\x11SURFACE_TV_HUAWEI\x10\x04\x12\x0e\n\nSURFACE_TV\x10\x05\x12\x14\n\x10SURFACE_STARGATE\x10\x06\x12\x15\n\x11SURFACE_SATELLITE\x10\x07\x12\x14\n\x10SURFACE_SBERBOOM\x10\x08\x12\x19\n\x15SURFACE_SBERBOOM_MINI\x10\t\x12\x17\n\x13SURFACE_SBERBOOM_R2\x10\n\x12\x10\n\x0cSURFACE_SBOL\x10\x0b*`\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x43HANNEL_B2C\x10\x01\x12\x19\n\x15\x43HANNEL_COMPANION_B2C\x10\x02\x12\x10\n\x0c\x43HANNEL_SBOL\x10\x03\x42@Z>github.com/smartpush-gateway/go/smartpush/gateway/v1;gatewayv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#smartpush/gateway/v1/delivery.proto\x12\x14smartpush.gateway.v1\x1a#smartpush/gateway/v1/template.proto\"\x87\x02\n\x0b\x44\x65stination\x12.\n\x07surface\x18\x01 \x01(\x0e\x32\x1d.smartpush.gateway.v1.Surface\x12.\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x1d.smartpush.gateway.v1.Channel\x12\x15\n\x08priority\x18\x03 \x01(\rH\x00\x88\x01\x01\x12?\n\x10template_content\x18\x04 \x01(\x0b\x32%.smartpush.gateway.v1.TemplateContent\x12\x33\n\ntime_frame\x18\x05 \x01(\x0b\x32\x1f.smartpush.gateway.v1.TimeFrameB\x0b\n\t_priority\"m\n\tTimeFrame\x12\x12\n\nstart_time\x18\x01 \x01(\t\x12\x13\n\x0b\x66inish_time\x18\x02 \x01(\t\x12\x11\n\ttime_zone\x18\x03 \x01(\t\x12\x12\n\nstart_date\x18\x04 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x05 \x01(\t\"\xfa\x01\n\x0e\x44\x65liveryConfig\x12\x39\n\rdelivery_mode\x18\x01 \x01(\x0e\x32\".smartpush.gateway.v1.DeliveryMode\x12\x37\n\x0c\x64\x65stinations\x18\x02 \x03(\x0b\x32!.smartpush.gateway.v1.Destination\x12?\n\x10template_content\x18\x03 \x01(\x0b\x32%.smartpush.gateway.v1.TemplateContent\x12\x33\n\ntime_frame\x18\x04 \x01(\x0b\x32\x1f.smartpush.gateway.v1.TimeFrame*h\n\x0c\x44\x65liveryMode\x12\x1d\n\x19\x44\x45LIVERY_MODE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45LIVERY_MODE_BROADCAST\x10\x01\x12\x1c\n\x18\x44\x45LIVERY_MODE_SEQUENTIAL\x10\x02*\x90\x02\n\x07Surface\x12\x17\n\x13SURFACE_UNSPECIFIED\x10\x00\x12\x15\n\x11SURFACE_COMPANION\x10\x01\x12\x13\n\x0fSURFACE_SBERBOX\x10\x02\x12\x10\n\x0cSURFACE_TIME\x10\x03\x12\x15\n\x11SURFACE_TV_HUAWEI\x10\x04\x12\x0e\n\nSURFACE_TV\x10\x05\x12\x14\n\x10SURFACE_STARGATE\x10\x06\x12\x15\n\x11SURFACE_SATELLITE\x10\x07\x12\x14\n\x10SURFACE_SBERBOOM\x10\x08\x12\x19\n\x15SURFACE_SBERBOOM_MINI\x10\t\x12\x17\n\x13SURFACE_SBERBOOM_R2\x10\n\x12\x10\n\x0cSURFACE_SBOL\x10\x0b*`\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x43HANNEL_B2C\x10\x01\x12\x19\n\x15\x43HANNEL_COMPANION_B2C\x10\x02\x12\x10\n\x0c\x43HANNEL_SBOL\x10\x03\x42@Z>github.com/smartpush-gateway/go/smartpush/gateway/v1;gatewayv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,16 +33,16 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'smartpush.gateway.v1.delive
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z>github.com/smartpush-gateway/go/smartpush/gateway/v1;gatewayv1'
-  _globals['_DELIVERYMODE']._serialized_start=610
-  _globals['_DELIVERYMODE']._serialized_end=714
-  _globals['_SURFACE']._serialized_start=717
-  _globals['_SURFACE']._serialized_end=989
-  _globals['_CHANNEL']._serialized_start=991
-  _globals['_CHANNEL']._serialized_end=1087
+  _globals['_DELIVERYMODE']._serialized_start=728
+  _globals['_DELIVERYMODE']._serialized_end=832
+  _globals['_SURFACE']._serialized_start=835
+  _globals['_SURFACE']._serialized_end=1107
+  _globals['_CHANNEL']._serialized_start=1109
+  _globals['_CHANNEL']._serialized_end=1205
   _globals['_DESTINATION']._serialized_start=99
-  _globals['_DESTINATION']._serialized_end=244
-  _globals['_TIMEFRAME']._serialized_start=246
-  _globals['_TIMEFRAME']._serialized_end=355
-  _globals['_DELIVERYCONFIG']._serialized_start=358
-  _globals['_DELIVERYCONFIG']._serialized_end=608
+  _globals['_DESTINATION']._serialized_end=362
+  _globals['_TIMEFRAME']._serialized_start=364
+  _globals['_TIMEFRAME']._serialized_end=473
+  _globals['_DELIVERYCONFIG']._serialized_start=476
+  _globals['_DELIVERYCONFIG']._serialized_end=726
 # @@protoc_insertion_point(module_scope)

@@ -153,6 +153,8 @@ class Destination(_message.Message):
     SURFACE_FIELD_NUMBER: _builtins.int
     CHANNEL_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
+    TEMPLATE_CONTENT_FIELD_NUMBER: _builtins.int
+    TIME_FRAME_FIELD_NUMBER: _builtins.int
     surface: Global___Surface.ValueType
     """The target surface. Required; each surface may appear once per request."""
     channel: Global___Channel.ValueType
@@ -161,16 +163,32 @@ class Destination(_message.Message):
     """Order for SEQUENTIAL delivery, 0 = highest. When unset, the position in
     `destinations` is used. Ignored for BROADCAST.
     """
+    @_builtins.property
+    def template_content(self) -> _template_pb2.TemplateContent:
+        """This destination's own template content, replacing
+        `DeliveryConfig.template_content` for it (e.g. mobile deeplinks for
+        COMPANION and a device deeplink for SBERBOX in one BROADCAST).
+        """
+
+    @_builtins.property
+    def time_frame(self) -> Global___TimeFrame:
+        """This destination's own delivery window, replacing
+        `DeliveryConfig.time_frame` for it. On the wire it is sent as
+        `templateContent.timeFrame`, like the shared one.
+        """
+
     def __init__(
         self,
         *,
         surface: Global___Surface.ValueType = ...,
         channel: Global___Channel.ValueType = ...,
         priority: _builtins.int | None = ...,
+        template_content: _template_pb2.TemplateContent | None = ...,
+        time_frame: Global___TimeFrame | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "priority", b"priority"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "priority", b"priority", "template_content", b"template_content", "time_frame", b"time_frame"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "channel", b"channel", "priority", b"priority", "surface", b"surface"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "channel", b"channel", "priority", b"priority", "surface", b"surface", "template_content", b"template_content", "time_frame", b"time_frame"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__priority: _TypeAlias = _typing.Literal["priority"]  # noqa: Y015
     _WhichOneofArgType__priority: _TypeAlias = _typing.Literal["_priority", b"_priority"]  # noqa: Y015
@@ -234,11 +252,15 @@ class DeliveryConfig(_message.Message):
 
     @_builtins.property
     def template_content(self) -> _template_pb2.TemplateContent:
-        """The approved template and its values, applied to every destination. Required."""
+        """The approved template and its values, for every destination without its
+        own `template_content`. Required unless every destination has its own.
+        """
 
     @_builtins.property
     def time_frame(self) -> Global___TimeFrame:
-        """Optional delivery window, applied to every destination."""
+        """Optional delivery window (deferred sending), for every destination
+        without its own `time_frame`. Sent as `templateContent.timeFrame`.
+        """
 
     def __init__(
         self,

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file smartpush/gateway/v1/delivery.proto.
  */
 export const file_smartpush_gateway_v1_delivery: GenFile = /*@__PURE__*/
-  fileDesc("CiNzbWFydHB1c2gvZ2F0ZXdheS92MS9kZWxpdmVyeS5wcm90bxIUc21hcnRwdXNoLmdhdGV3YXkudjEikQEKC0Rlc3RpbmF0aW9uEi4KB3N1cmZhY2UYASABKA4yHS5zbWFydHB1c2guZ2F0ZXdheS52MS5TdXJmYWNlEi4KB2NoYW5uZWwYAiABKA4yHS5zbWFydHB1c2guZ2F0ZXdheS52MS5DaGFubmVsEhUKCHByaW9yaXR5GAMgASgNSACIAQFCCwoJX3ByaW9yaXR5Im0KCVRpbWVGcmFtZRISCgpzdGFydF90aW1lGAEgASgJEhMKC2ZpbmlzaF90aW1lGAIgASgJEhEKCXRpbWVfem9uZRgDIAEoCRISCgpzdGFydF9kYXRlGAQgASgJEhAKCGVuZF9kYXRlGAUgASgJIvoBCg5EZWxpdmVyeUNvbmZpZxI5Cg1kZWxpdmVyeV9tb2RlGAEgASgOMiIuc21hcnRwdXNoLmdhdGV3YXkudjEuRGVsaXZlcnlNb2RlEjcKDGRlc3RpbmF0aW9ucxgCIAMoCzIhLnNtYXJ0cHVzaC5nYXRld2F5LnYxLkRlc3RpbmF0aW9uEj8KEHRlbXBsYXRlX2NvbnRlbnQYAyABKAsyJS5zbWFydHB1c2guZ2F0ZXdheS52MS5UZW1wbGF0ZUNvbnRlbnQSMwoKdGltZV9mcmFtZRgEIAEoCzIfLnNtYXJ0cHVzaC5nYXRld2F5LnYxLlRpbWVGcmFtZSpoCgxEZWxpdmVyeU1vZGUSHQoZREVMSVZFUllfTU9ERV9VTlNQRUNJRklFRBAAEhsKF0RFTElWRVJZX01PREVfQlJPQURDQVNUEAESHAoYREVMSVZFUllfTU9ERV9TRVFVRU5USUFMEAIqkAIKB1N1cmZhY2USFwoTU1VSRkFDRV9VTlNQRUNJRklFRBAAEhUKEVNVUkZBQ0VfQ09NUEFOSU9OEAESEwoPU1VSRkFDRV9TQkVSQk9YEAISEAoMU1VSRkFDRV9USU1FEAMSFQoRU1VSRkFDRV9UVl9IVUFXRUkQBBIOCgpTVVJGQUNFX1RWEAUSFAoQU1VSRkFDRV9TVEFSR0FURRAGEhUKEVNVUkZBQ0VfU0FURUxMSVRFEAcSFAoQU1VSRkFDRV9TQkVSQk9PTRAIEhkKFVNVUkZBQ0VfU0JFUkJPT01fTUlOSRAJEhcKE1NVUkZBQ0VfU0JFUkJPT01fUjIQChIQCgxTVVJGQUNFX1NCT0wQCypgCgdDaGFubmVsEhcKE0NIQU5ORUxfVU5TUEVDSUZJRUQQABIPCgtDSEFOTkVMX0IyQxABEhkKFUNIQU5ORUxfQ09NUEFOSU9OX0IyQxACEhAKDENIQU5ORUxfU0JPTBADQkBaPmdpdGh1Yi5jb20vc21hcnRwdXNoLWdhdGV3YXkvZ28vc21hcnRwdXNoL2dhdGV3YXkvdjE7Z2F0ZXdheXYxYgZwcm90bzM", [file_smartpush_gateway_v1_template]);
+  fileDesc("CiNzbWFydHB1c2gvZ2F0ZXdheS92MS9kZWxpdmVyeS5wcm90bxIUc21hcnRwdXNoLmdhdGV3YXkudjEihwIKC0Rlc3RpbmF0aW9uEi4KB3N1cmZhY2UYASABKA4yHS5zbWFydHB1c2guZ2F0ZXdheS52MS5TdXJmYWNlEi4KB2NoYW5uZWwYAiABKA4yHS5zbWFydHB1c2guZ2F0ZXdheS52MS5DaGFubmVsEhUKCHByaW9yaXR5GAMgASgNSACIAQESPwoQdGVtcGxhdGVfY29udGVudBgEIAEoCzIlLnNtYXJ0cHVzaC5nYXRld2F5LnYxLlRlbXBsYXRlQ29udGVudBIzCgp0aW1lX2ZyYW1lGAUgASgLMh8uc21hcnRwdXNoLmdhdGV3YXkudjEuVGltZUZyYW1lQgsKCV9wcmlvcml0eSJtCglUaW1lRnJhbWUSEgoKc3RhcnRfdGltZRgBIAEoCRITCgtmaW5pc2hfdGltZRgCIAEoCRIRCgl0aW1lX3pvbmUYAyABKAkSEgoKc3RhcnRfZGF0ZRgEIAEoCRIQCghlbmRfZGF0ZRgFIAEoCSL6AQoORGVsaXZlcnlDb25maWcSOQoNZGVsaXZlcnlfbW9kZRgBIAEoDjIiLnNtYXJ0cHVzaC5nYXRld2F5LnYxLkRlbGl2ZXJ5TW9kZRI3CgxkZXN0aW5hdGlvbnMYAiADKAsyIS5zbWFydHB1c2guZ2F0ZXdheS52MS5EZXN0aW5hdGlvbhI/ChB0ZW1wbGF0ZV9jb250ZW50GAMgASgLMiUuc21hcnRwdXNoLmdhdGV3YXkudjEuVGVtcGxhdGVDb250ZW50EjMKCnRpbWVfZnJhbWUYBCABKAsyHy5zbWFydHB1c2guZ2F0ZXdheS52MS5UaW1lRnJhbWUqaAoMRGVsaXZlcnlNb2RlEh0KGURFTElWRVJZX01PREVfVU5TUEVDSUZJRUQQABIbChdERUxJVkVSWV9NT0RFX0JST0FEQ0FTVBABEhwKGERFTElWRVJZX01PREVfU0VRVUVOVElBTBACKpACCgdTdXJmYWNlEhcKE1NVUkZBQ0VfVU5TUEVDSUZJRUQQABIVChFTVVJGQUNFX0NPTVBBTklPThABEhMKD1NVUkZBQ0VfU0JFUkJPWBACEhAKDFNVUkZBQ0VfVElNRRADEhUKEVNVUkZBQ0VfVFZfSFVBV0VJEAQSDgoKU1VSRkFDRV9UVhAFEhQKEFNVUkZBQ0VfU1RBUkdBVEUQBhIVChFTVVJGQUNFX1NBVEVMTElURRAHEhQKEFNVUkZBQ0VfU0JFUkJPT00QCBIZChVTVVJGQUNFX1NCRVJCT09NX01JTkkQCRIXChNTVVJGQUNFX1NCRVJCT09NX1IyEAoSEAoMU1VSRkFDRV9TQk9MEAsqYAoHQ2hhbm5lbBIXChNDSEFOTkVMX1VOU1BFQ0lGSUVEEAASDwoLQ0hBTk5FTF9CMkMQARIZChVDSEFOTkVMX0NPTVBBTklPTl9CMkMQAhIQCgxDSEFOTkVMX1NCT0wQA0JAWj5naXRodWIuY29tL3NtYXJ0cHVzaC1nYXRld2F5L2dvL3NtYXJ0cHVzaC9nYXRld2F5L3YxO2dhdGV3YXl2MWIGcHJvdG8z", [file_smartpush_gateway_v1_template]);
 
 /**
  * One place to deliver the notification to.
@@ -41,6 +41,24 @@ export type Destination = Message<"smartpush.gateway.v1.Destination"> & {
    * @generated from field: optional uint32 priority = 3;
    */
   priority?: number | undefined;
+
+  /**
+   * This destination's own template content, replacing
+   * `DeliveryConfig.template_content` for it (e.g. mobile deeplinks for
+   * COMPANION and a device deeplink for SBERBOX in one BROADCAST).
+   *
+   * @generated from field: smartpush.gateway.v1.TemplateContent template_content = 4;
+   */
+  templateContent?: TemplateContent | undefined;
+
+  /**
+   * This destination's own delivery window, replacing
+   * `DeliveryConfig.time_frame` for it. On the wire it is sent as
+   * `templateContent.timeFrame`, like the shared one.
+   *
+   * @generated from field: smartpush.gateway.v1.TimeFrame time_frame = 5;
+   */
+  timeFrame?: TimeFrame | undefined;
 };
 
 /**
@@ -120,14 +138,16 @@ export type DeliveryConfig = Message<"smartpush.gateway.v1.DeliveryConfig"> & {
   destinations: Destination[];
 
   /**
-   * The approved template and its values, applied to every destination. Required.
+   * The approved template and its values, for every destination without its
+   * own `template_content`. Required unless every destination has its own.
    *
    * @generated from field: smartpush.gateway.v1.TemplateContent template_content = 3;
    */
   templateContent?: TemplateContent | undefined;
 
   /**
-   * Optional delivery window, applied to every destination.
+   * Optional delivery window (deferred sending), for every destination
+   * without its own `time_frame`. Sent as `templateContent.timeFrame`.
    *
    * @generated from field: smartpush.gateway.v1.TimeFrame time_frame = 4;
    */
