@@ -86,6 +86,9 @@ class WireSettings(_Strict):
     # `deviceSerialFilter` as an array of objects (sample) or one object (salutejs type).
     device_serial_filter: Literal["array", "object"] = "array"
     protocol_version: str = "V1"
+    # What 1016 means (reference §5.3): `salutejs` — 1016 the template does not exist for the project,
+    # 1017 its variables do not match; `s4` (the template doc) — 1016 the variables do not match.
+    template_error_codes: Literal["salutejs", "s4"] = "salutejs"
 
 
 class SmartPushSettings(_Strict):
@@ -113,6 +116,9 @@ class SmartPushSettings(_Strict):
     # Refresh a token after this fraction of its lifetime, in the background.
     token_refresh_ratio: float = 0.8
     token_timeout_s: float = 5.0
+    # Unit of the token answer's `expires_at` (undocumented; reference §14 q3): `auto` takes values
+    # past 10^10 as milliseconds (what Sber's clients assume) and smaller ones as seconds.
+    token_expires_at_unit: Literal["auto", "ms", "s"] = "auto"  # noqa: S105 - a unit, not a secret
 
     def resolved_token_url(self, profile: ProfileSettings | None = None) -> str:
         if profile is not None and profile.token_url:

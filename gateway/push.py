@@ -109,7 +109,12 @@ class PushSender:
         surfaces = [d.surface for d in req.delivery.destinations]
         sequential = req.delivery.delivery_mode == delivery_pb2.DELIVERY_MODE_SEQUENTIAL
         outcome = classify(
-            answer.status, answer.body, surfaces, sequential=sequential, retry_after_s=answer.retry_after_s
+            answer.status,
+            answer.body,
+            surfaces,
+            sequential=sequential,
+            retry_after_s=answer.retry_after_s,
+            template_error_codes=self._settings.smartpush.wire.template_error_codes,
         )
         response = _response(call, outcome)
         for r in response.results:

@@ -136,7 +136,8 @@ def _destination(dest: Any, cfg: EmulatorConfig, project: str, errors: list[dict
             ("bodyValues", template.body_variables),
         ):
             if set(content.get(values_key, {})) != set(names):
-                return fail(1017, f"templateContent.{values_key}", "variables do not match the template")
+                code = cfg.template_mismatch_code
+                return fail(code, f"templateContent.{values_key}", "variables do not match the template")
     return 0
 
 

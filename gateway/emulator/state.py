@@ -39,6 +39,8 @@ class EmulatorConfig(BaseModel):
     templates: dict[str, TemplateConfig] = Field(default_factory=lambda: {DEMO_TEMPLATE_ID: TemplateConfig()})
     # Unknown template ids answer 1016 when true; when false any id is accepted without variable checks.
     strict_templates: bool = True
+    # The code for variables that do not match the template: 1017 (salutejs) or 1016 (the S4 doc).
+    template_mismatch_code: Literal[1016, 1017] = 1017
     disabled_projects: list[str] = Field(default_factory=list)
     # Sliding limits per minute, hour and day, overall and per user (reference §8); 0 = unlimited.
     overall_limit_per_minute: int = 0

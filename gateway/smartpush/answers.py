@@ -75,6 +75,7 @@ def classify(
     *,
     sequential: bool,
     retry_after_s: float | None = None,
+    template_error_codes: str = "salutejs",
 ) -> Outcome:
     """Results in request order, or the error for an answer in which nothing was delivered.
 
@@ -127,7 +128,7 @@ def classify(
     failed = next((d for d in reported if d.status_code != 0), None)
     violations = _upstream_violations(envelope)
     if failed is not None:
-        raise _status_error(failed, violations, http_status, retry_after_s)
+        raise _status_error(failed, violations, http_status, retry_after_s, template_error_codes)
     if http_status == 400:
         raise GatewayError(
             errors_pb2.ERROR_REASON_SCHEMA_VIOLATION,
@@ -139,9 +140,13 @@ def classify(
 
 
 def _status_error(
-    failed: DestinationOutcome, violations: list[FieldViolation], http_status: int, retry_after_s: float | None
+    failed: DestinationOutcome,
+    violations: list[FieldViolation],
+    http_status: int,
+    retry_after_s: float | None,
+    template_error_codes: str,
 ) -> GatewayError:
-    mapping = status_codes.lookup(failed.status_code)
+    mapping = status_codes.lookup(failed.status_code, template_error_codes)
     surface = SURFACE_TO_WIRE[failed.surface]
     text = f": {failed.description[:200]}" if failed.description else ""
     quota = []

@@ -49,6 +49,7 @@ class TokenProviders:
             self._clock,
             refresh_ratio=sp.token_refresh_ratio,
             timeout_s=sp.token_timeout_s,
+            expires_at_unit=sp.token_expires_at_unit,
             telemetry=self._t,
         )
 

@@ -35,5 +35,10 @@ UNKNOWN_STATUS = Mapping(e.ERROR_REASON_UPSTREAM_STATUS_UNKNOWN, "unknown SmartP
 QUOTA_SUBJECTS = {1014: "project", 1018: "user"}
 
 
-def lookup(status_code: int) -> Mapping:
+S4_OVERRIDES = {1016: Mapping(e.ERROR_REASON_TEMPLATE_VARIABLES_MISMATCH, "template variables mismatch")}
+
+
+def lookup(status_code: int, template_error_codes: str = "salutejs") -> Mapping:
+    if template_error_codes == "s4" and status_code in S4_OVERRIDES:
+        return S4_OVERRIDES[status_code]
     return STATUS_CODES.get(status_code, UNKNOWN_STATUS)

@@ -66,10 +66,13 @@ class Token:
         return f"Token(expires_at={self.expires_at}, refresh_at={self.refresh_at})"
 
 
-def parse_expires_at(raw: object) -> float:
+def parse_expires_at(raw: object, unit: str = "auto") -> float:
+    """Epoch seconds from `expires_at`: `ms` (what Sber's clients assume), `s`, or `auto` by magnitude."""
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise ValueError("expires_at is not a number")
-    return raw / 1000.0 if raw >= _MS_THRESHOLD else float(raw)
+    if unit == "ms" or (unit == "auto" and raw >= _MS_THRESHOLD):
+        return raw / 1000.0
+    return float(raw)
 
 
 class TokenProvider:
@@ -83,6 +86,7 @@ class TokenProvider:
         *,
         refresh_ratio: float = 0.8,
         timeout_s: float = 5.0,
+        expires_at_unit: str = "auto",
         telemetry: Telemetry | None = None,
     ) -> None:
         self.name = name
@@ -94,6 +98,7 @@ class TokenProvider:
         self._clock = clock
         self._refresh_ratio = refresh_ratio
         self._timeout_s = timeout_s
+        self._expires_at_unit = expires_at_unit
         self._token: Token | None = None
         self._inflight: asyncio.Task[Token] | None = None
         self.refreshes = 0  # completed token requests, for tests and metrics
@@ -191,7 +196,7 @@ class TokenProvider:
         access = body.get("access_token")
         if response.status_code == 200 and isinstance(access, str) and access:
             try:
-                expires_at = parse_expires_at(body.get("expires_at"))
+                expires_at = parse_expires_at(body.get("expires_at"), self._expires_at_unit)
             except ValueError:
                 raise _unavailable("token endpoint answered without a usable expires_at", rq_uid) from None
             now = self._clock.time()

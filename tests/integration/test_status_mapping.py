@@ -144,3 +144,19 @@ async def test_unknown_profile_and_disabled_inline_credentials(stub: AsyncStub) 
     assert (err.code, err.reason) == (grpc.StatusCode.NOT_FOUND, "ERROR_REASON_PROFILE_NOT_FOUND")
     err = await _fail(stub, credentials=push_service_pb2.Credentials(client_id="x", secret="y"))
     assert (err.code, err.reason) == (grpc.StatusCode.PERMISSION_DENIED, "ERROR_REASON_INLINE_CREDENTIALS_DISABLED")
+
+
+async def test_the_meaning_of_1016_is_a_switch(make_gateway: GatewayFactory, admin: EmulatorAdmin) -> None:
+    # S4 says 1016 is a variable mismatch; salutejs says it is a missing template (mismatch: 1017).
+    await admin.config(
+        templates={"t-vars": {"header_variables": ["name"], "body_variables": []}}, template_mismatch_code=1016
+    )
+    default = await make_gateway()
+    s4 = await make_gateway(smartpush={"wire": {"template_error_codes": "s4"}})
+    for gw, reason in (
+        (default, "ERROR_REASON_TEMPLATE_NOT_FOUND"),
+        (s4, "ERROR_REASON_TEMPLATE_VARIABLES_MISMATCH"),
+    ):
+        async with grpc.aio.insecure_channel(gw.address) as ch:
+            err = await _fail(async_stub(ch), template_id="t-vars")
+        assert (err.status_code, err.reason) == (1016, reason)
