@@ -121,8 +121,9 @@ def _destination(dest: Any, cfg: EmulatorConfig, project: str, errors: list[dict
     frame = content.get("timeFrame", dest.get("timeFrame"))
     if frame is not None:
         where = "templateContent.timeFrame" if "timeFrame" in content else "timeFrame"
-        if strict and isinstance(frame, dict) and _unknown(frame, _FRAME_KEYS):
-            return fail(1000, f"{where}.{_unknown(frame, _FRAME_KEYS)}", "unknown key")
+        extra = _unknown(frame, _FRAME_KEYS) if isinstance(frame, dict) else None
+        if strict and extra:
+            return fail(1000, f"{where}.{extra}", "unknown key")
         code = _time_frame(frame)
         if code:
             return fail(code, where, "invalid time frame" if code == 1008 else "start after finish")
@@ -147,8 +148,9 @@ Fail = Callable[[int, str, str], int]
 def _mobile(mobile: Any, channel: str, strict: bool, fail: Fail) -> int:
     if not isinstance(mobile, dict):
         return fail(1000, "templateContent.mobileAppParameters", "must be an object")
-    if strict and _unknown(mobile, _MOBILE_KEYS):
-        return fail(1000, f"templateContent.mobileAppParameters.{_unknown(mobile, _MOBILE_KEYS)}", "unknown key")
+    extra = _unknown(mobile, _MOBILE_KEYS)
+    if strict and extra:
+        return fail(1000, f"templateContent.mobileAppParameters.{extra}", "unknown key")
     if channel == "B2C":
         return fail(1009, "templateContent.mobileAppParameters", "mobile parameters for a device surface")
     if not _str(mobile.get("buttonText", ""), 30):
@@ -164,8 +166,9 @@ def _device(device: Any, channel: str, cfg: EmulatorConfig, fail: Fail) -> int:
     if not isinstance(device, dict):
         return fail(1000, where, "must be an object")
     keys = {"deeplink", "deepLink"} if cfg.lenient or cfg.device_deeplink_key == "any" else {cfg.device_deeplink_key}
-    if not cfg.lenient and _unknown(device, _DEVICE_KEYS | keys):
-        return fail(1000, f"{where}.{_unknown(device, _DEVICE_KEYS | keys)}", "unknown key")
+    extra = _unknown(device, _DEVICE_KEYS | keys)
+    if not cfg.lenient and extra:
+        return fail(1000, f"{where}.{extra}", "unknown key")
     if channel != "B2C":
         return fail(1009, where, "device parameters for the mobile app")
     device_link = device.get("deeplink", device.get("deepLink", ""))

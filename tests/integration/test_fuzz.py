@@ -34,8 +34,7 @@ from smartpush.gateway.v1 import (
     template_service_pb2,
 )
 
-from gateway.emulator import DEMO_TEMPLATE_ID
-from tests.helpers import PROJECT, SUB, free_port
+from tests.helpers import free_port, send_request
 
 pytestmark = pytest.mark.slow
 CLI = str(Path(sys.executable).parent / "smartpush-gateway")
@@ -274,20 +273,6 @@ def build(data: st.DataObject, descriptor: Descriptor, depth: int = 0) -> Messag
     return msg
 
 
-def _valid_send() -> push_service_pb2.SendRequest:
-    from smartpush.gateway.v1 import delivery_pb2, template_pb2
-
-    return push_service_pb2.SendRequest(
-        project_id=PROJECT,
-        sub=SUB,
-        delivery=delivery_pb2.DeliveryConfig(
-            delivery_mode=delivery_pb2.DELIVERY_MODE_BROADCAST,
-            destinations=[delivery_pb2.Destination(surface=delivery_pb2.SURFACE_COMPANION)],
-            template_content=template_pb2.TemplateContent(id=DEMO_TEMPLATE_ID),
-        ),
-    )
-
-
 # --- properties ----------------------------------------------------------------------------------
 @FUZZ
 @given(path=st.sampled_from(UNARY_PATHS), payload=st.binary(max_size=200))
@@ -310,7 +295,7 @@ def test_malformed_messages_to_every_api_method_are_answered_precisely(
 @given(data=st.data())
 def test_sends_with_hostile_fields_are_answered_precisely(channel: grpc.Channel, data: st.DataObject) -> None:
     # Mostly valid requests with one part replaced: reaches deeper than fully random messages.
-    req = _valid_send()
+    req = send_request()
     part = data.draw(st.sampled_from(["callback_url", "delivery", "template_content", "sub", "profile", "credentials"]))
     if part == "callback_url":
         req.callback_url = data.draw(CALLBACK_URLS)
@@ -367,5 +352,5 @@ def test_the_gateway_serves_after_fuzzing(channel: grpc.Channel) -> None:
         request_serializer=push_service_pb2.SendRequest.SerializeToString,
         response_deserializer=push_service_pb2.SendResponse.FromString,
     )
-    response = rpc(_valid_send(), timeout=10)
+    response = rpc(send_request(), timeout=10)
     assert [r.status_code for r in response.results] == [0]
