@@ -263,7 +263,7 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_permissions_parse(args: argparse.Namespace) -> int:
-    from gateway.smartapp.codec import CodecError
+    from gateway.smartapp.codec_error import CodecError
     from gateway.smartapp.permissions import load_message, parse_take_runtime_permissions
 
     try:

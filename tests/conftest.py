@@ -79,3 +79,10 @@ async def channel(gateway: Gateway) -> AsyncIterator[grpc.aio.Channel]:
 @pytest.fixture
 def stub(channel: grpc.aio.Channel) -> AsyncStub:
     return async_stub(channel)
+
+
+@pytest.fixture
+def smartapp(channel: grpc.aio.Channel) -> Any:
+    from smartpush.gateway.v1 import smartapp_service_pb2_grpc
+
+    return smartapp_service_pb2_grpc.SmartAppServiceStub(channel)

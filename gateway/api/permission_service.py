@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import grpc
@@ -13,6 +12,7 @@ from gateway.clock import Clock
 from gateway.consent import ConsentRecord, ConsentStore
 from gateway.errors import FieldViolation, invalid_argument
 from gateway.smartapp import permissions
+from gateway.smartapp.json_input import dump_json
 
 pb = permission_service_pb2
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -39,10 +39,17 @@ class PermissionServicer(permission_service_pb2_grpc.PermissionServiceServicer):
     async def BuildPermissionRequest(
         self, request: pb.BuildPermissionRequestRequest, context: Context
     ) -> pb.BuildPermissionRequestResponse:
+        missing = []
+        if not request.session_id:
+            missing.append(FieldViolation("session_id", "required: the dialog session the request answers"))
+        if not (request.user.user_id or request.user.sub):
+            missing.append(FieldViolation("user", "required: user_id or sub of the user to ask"))
+        if missing:
+            raise invalid_argument(missing)
         message = permissions.get_runtime_permissions(request.session_id, request.message_id, request.user)
         command_json = permissions.request_permissions_json(request.permissions)
         return pb.BuildPermissionRequestResponse(
-            get_runtime_permissions_json=json.dumps(message, ensure_ascii=False),
+            get_runtime_permissions_json=dump_json(message),
             request_permissions_command_json=command_json,
             request_permissions_command=permissions.request_permissions_command(
                 request.permissions

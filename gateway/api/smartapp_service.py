@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import grpc
 from smartpush.gateway.v1 import smartapp_service_pb2, smartapp_service_pb2_grpc
 
 from gateway.smartapp import codec
-from gateway.smartapp.codec import fields_under
-from gateway.smartapp.json_input import load_json
+from gateway.smartapp.codec_error import fields_under
+from gateway.smartapp.json_input import dump_json, load_json
 
 pb = smartapp_service_pb2
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-def _dump(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
-
-
 class SmartAppServicer(smartapp_service_pb2_grpc.SmartAppServiceServicer):
     async def EncodeCommand(self, request: pb.EncodeCommandRequest, context: Context) -> pb.EncodeCommandResponse:
         with fields_under("command."):
-            return pb.EncodeCommandResponse(json=_dump(codec.encode_command(request.command)))
+            return pb.EncodeCommandResponse(json=dump_json(codec.encode_command(request.command)))
 
     async def DecodeCommand(self, request: pb.DecodeCommandRequest, context: Context) -> pb.DecodeCommandResponse:
         with fields_under("json."):
@@ -31,7 +26,7 @@ class SmartAppServicer(smartapp_service_pb2_grpc.SmartAppServiceServicer):
 
     async def EncodeAction(self, request: pb.EncodeActionRequest, context: Context) -> pb.EncodeActionResponse:
         with fields_under("action."):
-            return pb.EncodeActionResponse(json=_dump(codec.encode_action(request.action)))
+            return pb.EncodeActionResponse(json=dump_json(codec.encode_action(request.action)))
 
     async def DecodeAction(self, request: pb.DecodeActionRequest, context: Context) -> pb.DecodeActionResponse:
         with fields_under("json."):
@@ -43,3 +38,10 @@ class SmartAppServicer(smartapp_service_pb2_grpc.SmartAppServiceServicer):
         with fields_under("json."):
             result = codec.decode_pay_dialog_finished(load_json(request.json, ""))
         return pb.DecodePayDialogFinishedResponse(result=result)
+
+    async def DecodePermissionStates(
+        self, request: pb.DecodePermissionStatesRequest, context: Context
+    ) -> pb.DecodePermissionStatesResponse:
+        with fields_under("json."):
+            states = codec.decode_permission_states(load_json(request.json, ""))
+        return pb.DecodePermissionStatesResponse(permissions=states)

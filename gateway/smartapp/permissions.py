@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from smartpush.gateway.v1 import permission_pb2, smartapp_pb2
 
-from gateway.smartapp.codec import CodecError, encode_command, int32, permission_names
-from gateway.smartapp.json_input import load_json
+from gateway.smartapp.codec import encode_command, int32, permission_names
+from gateway.smartapp.codec_error import CodecError
+from gateway.smartapp.json_input import dump_json, load_json
 
 SERVICE_PUSH = "service_push"
 STATUS_BY_CODE = {
@@ -44,7 +44,7 @@ def request_permissions_command(permissions: Sequence[int]) -> smartapp_pb2.Comm
 
 def request_permissions_json(permissions: Sequence[int]) -> str:
     permission_names(permissions, "permissions")  # refuse unknown numbers with the request's field path
-    return json.dumps(encode_command(request_permissions_command(permissions)), ensure_ascii=False)
+    return dump_json(encode_command(request_permissions_command(permissions)))
 
 
 def load_message(raw: str) -> dict[str, Any]:

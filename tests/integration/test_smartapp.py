@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -14,7 +13,6 @@ from smartpush.gateway.v1 import (
     permission_service_pb2_grpc,
     smartapp_pb2,
     smartapp_service_pb2,
-    smartapp_service_pb2_grpc,
 )
 from smartpush_gateway_client.errors import decode
 
@@ -22,12 +20,6 @@ from gateway.server import Gateway
 from tests import seed_examples as seeds
 
 svc = smartapp_service_pb2
-
-
-@pytest.fixture
-async def smartapp(gateway: Gateway) -> AsyncIterator[Any]:
-    async with grpc.aio.insecure_channel(gateway.address) as ch:
-        yield smartapp_service_pb2_grpc.SmartAppServiceStub(ch)
 
 
 @pytest.mark.parametrize("name", sorted(seeds.COMMANDS))
@@ -95,9 +87,12 @@ async def test_pay_dialog_finished(smartapp: Any, wire: int, typed: int) -> None
     ("rpc", "payload", "field"),
     [
         ("DecodeCommand", "not json", "json"),
-        ("DecodeCommand", '{"type": "launch_rockets"}', "json.type"),
+        ("DecodeCommand", '{"type": 5}', "json.type"),
+        ("DecodeCommand", "{}", "json.type"),
         ("DecodeCommand", '{"type": "request_permissions", "permissions": ["telepathy"]}', "json.permissions[0]"),
-        ("DecodeCommand", '{"type": "close_app", "extra": 1}', "json.extra"),
+        ("DecodeCommand", '{"type": "smart_app_error", "smart_app_error": {"code": 1.5}}', "json.smart_app_error.code"),
+        ("DecodeAction", '{"type": "send_contact_phone", "send_contact_phone": "12"}', "json.send_contact_phone"),
+        ("DecodeAction", '{"type": "server_action", "server_action": {}, "mode": 1}', "json.mode"),
         ("DecodeAction", '{"type": "text"}', "json.text"),
         (
             "DecodeAction",

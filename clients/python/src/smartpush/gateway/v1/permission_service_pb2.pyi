@@ -31,12 +31,12 @@ class BuildPermissionRequestRequest(_message.Message):
     USER_FIELD_NUMBER: _builtins.int
     PERMISSIONS_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
-    """The current dialog session (`sessionId`)."""
+    """The current dialog session (`sessionId`). Required."""
     message_id: _builtins.int
     """The message id to use (`messageId`)."""
     @_builtins.property
     def user(self) -> _permission_pb2.UserIds:
-        """The user (`uuid`)."""
+        """The user (`uuid`). Required: user_id or sub."""
 
     @_builtins.property
     def permissions(self) -> _containers.RepeatedScalarFieldContainer[_permission_pb2.PermissionType.ValueType]:

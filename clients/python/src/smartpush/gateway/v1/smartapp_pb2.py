@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from smartpush.gateway.v1 import permission_pb2 as smartpush_dot_gateway_dot_v1_dot_permission__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#smartpush/gateway/v1/smartapp.proto\x12\x14smartpush.gateway.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a%smartpush/gateway/v1/permission.proto\"\xa2\x03\n\x07\x43ommand\x12\x35\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32#.smartpush.gateway.v1.ActionCommandH\x00\x12N\n\x13request_permissions\x18\x02 \x01(\x0b\x32/.smartpush.gateway.v1.RequestPermissionsCommandH\x00\x12\x43\n\x0esmart_app_data\x18\x03 \x01(\x0b\x32).smartpush.gateway.v1.SmartAppDataCommandH\x00\x12:\n\tclose_app\x18\x04 \x01(\x0b\x32%.smartpush.gateway.v1.CloseAppCommandH\x00\x12\x46\n\x0fpayment_invoice\x18\x05 \x01(\x0b\x32+.smartpush.gateway.v1.PaymentInvoiceCommandH\x00\x12<\n\ndo_nothing\x18\x06 \x01(\x0b\x32&.smartpush.gateway.v1.DoNothingCommandH\x00\x42\t\n\x07\x63ommand\"=\n\rActionCommand\x12,\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x1c.smartpush.gateway.v1.Action\"V\n\x19RequestPermissionsCommand\x12\x39\n\x0bpermissions\x18\x01 \x03(\x0e\x32$.smartpush.gateway.v1.PermissionType\"F\n\x13SmartAppDataCommand\x12/\n\x0esmart_app_data\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x11\n\x0f\x43loseAppCommand\"I\n\x15PaymentInvoiceCommand\x12\x30\n\x0fpayment_invoice\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x12\n\x10\x44oNothingCommand\"\xbc\x01\n\x06\x41\x63tion\x12\x30\n\x04text\x18\x01 \x01(\x0b\x32 .smartpush.gateway.v1.TextActionH\x00\x12\x39\n\tdeep_link\x18\x02 \x01(\x0b\x32$.smartpush.gateway.v1.DeepLinkActionH\x00\x12;\n\rserver_action\x18\x03 \x01(\x0b\x32\".smartpush.gateway.v1.ServerActionH\x00\x42\x08\n\x06\x61\x63tion\"Z\n\nTextAction\x12\x0c\n\x04text\x18\x01 \x01(\t\x12#\n\x16should_send_to_backend\x18\x02 \x01(\x08H\x00\x88\x01\x01\x42\x19\n\x17_should_send_to_backend\"#\n\x0e\x44\x65\x65pLinkAction\x12\x11\n\tdeep_link\x18\x01 \x01(\t\"\x9c\x01\n\x0cServerAction\x12\x19\n\x0cmessage_name\x18\x01 \x01(\tH\x01\x88\x01\x01\x12\'\n\x04\x64\x61ta\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructH\x00\x12/\n\x07run_app\x18\x03 \x01(\x0b\x32\x1c.smartpush.gateway.v1.RunAppH\x00\x42\x06\n\x04\x62odyB\x0f\n\r_message_name\"a\n\x07\x41ppInfo\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61pplication_id\x18\x02 \x01(\t\x12\x15\n\rappversion_id\x18\x03 \x01(\t\x12\x13\n\x0bsystem_name\x18\x04 \x01(\t\"\x89\x01\n\x06RunApp\x12\x16\n\taction_id\x18\x01 \x01(\tH\x00\x88\x01\x01\x12/\n\x08\x61pp_info\x18\x02 \x01(\x0b\x32\x1d.smartpush.gateway.v1.AppInfo\x12(\n\x07payload\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructB\x0c\n\n_action_id\"\xb5\x01\n\x11PayDialogFinished\x12@\n\rresponse_code\x18\x01 \x01(\x0e\x32).smartpush.gateway.v1.PaymentResponseCode\x12\x19\n\x11raw_response_code\x18\x02 \x01(\x05\x12\x12\n\ninvoice_id\x18\x03 \x01(\t\x12/\n\x08\x61pp_info\x18\x04 \x01(\x0b\x32\x1d.smartpush.gateway.v1.AppInfo*\x85\x03\n\x13PaymentResponseCode\x12%\n!PAYMENT_RESPONSE_CODE_UNSPECIFIED\x10\x00\x12!\n\x1dPAYMENT_RESPONSE_CODE_SUCCESS\x10\x01\x12*\n&PAYMENT_RESPONSE_CODE_UNEXPECTED_ERROR\x10\x02\x12%\n!PAYMENT_RESPONSE_CODE_USER_CLOSED\x10\x03\x12/\n+PAYMENT_RESPONSE_CODE_ANOTHER_PAYMENT_SHOWN\x10\x04\x12!\n\x1dPAYMENT_RESPONSE_CODE_EXPIRED\x10\x05\x12\"\n\x1ePAYMENT_RESPONSE_CODE_DECLINED\x10\x06\x12\'\n#PAYMENT_RESPONSE_CODE_STATE_UNKNOWN\x10\x07\x12\x30\n,PAYMENT_RESPONSE_CODE_UNAVAILABLE_ON_SURFACE\x10\x08\x42@Z>github.com/smartpush-gateway/go/smartpush/gateway/v1;gatewayv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#smartpush/gateway/v1/smartapp.proto\x12\x14smartpush.gateway.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a%smartpush/gateway/v1/permission.proto\"\x83\x05\n\x07\x43ommand\x12\x35\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32#.smartpush.gateway.v1.ActionCommandH\x00\x12N\n\x13request_permissions\x18\x02 \x01(\x0b\x32/.smartpush.gateway.v1.RequestPermissionsCommandH\x00\x12\x43\n\x0esmart_app_data\x18\x03 \x01(\x0b\x32).smartpush.gateway.v1.SmartAppDataCommandH\x00\x12:\n\tclose_app\x18\x04 \x01(\x0b\x32%.smartpush.gateway.v1.CloseAppCommandH\x00\x12\x46\n\x0fpayment_invoice\x18\x05 \x01(\x0b\x32+.smartpush.gateway.v1.PaymentInvoiceCommandH\x00\x12<\n\ndo_nothing\x18\x06 \x01(\x0b\x32&.smartpush.gateway.v1.DoNothingCommandH\x00\x12\x45\n\x0fsmart_app_error\x18\x07 \x01(\x0b\x32*.smartpush.gateway.v1.SmartAppErrorCommandH\x00\x12O\n\x14transfer_to_operator\x18\x08 \x01(\x0b\x32/.smartpush.gateway.v1.TransferToOperatorCommandH\x00\x12\x33\n\x05other\x18\t \x01(\x0b\x32\".smartpush.gateway.v1.OtherCommandH\x00\x12\x12\n\nextra_json\x18\x0f \x01(\tB\t\n\x07\x63ommand\"=\n\rActionCommand\x12,\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x1c.smartpush.gateway.v1.Action\"V\n\x19RequestPermissionsCommand\x12\x39\n\x0bpermissions\x18\x01 \x03(\x0e\x32$.smartpush.gateway.v1.PermissionType\"c\n\x13SmartAppDataCommand\x12/\n\x0esmart_app_data\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1b\n\x13smart_app_data_json\x18\x02 \x01(\t\"\x11\n\x0f\x43loseAppCommand\"{\n\x15PaymentInvoiceCommand\x12\x30\n\x0fpayment_invoice\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\ninvoice_id\x18\x02 \x01(\t\x12\x1c\n\x14payment_invoice_json\x18\x03 \x01(\t\"\x12\n\x10\x44oNothingCommand\"M\n\x14SmartAppErrorCommand\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\nextra_json\x18\x03 \x01(\t\"i\n\x19TransferToOperatorCommand\x12\x38\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32(.smartpush.gateway.v1.OperatorCardAction\x12\x12\n\nmessage_id\x18\x02 \x01(\t\"\x1c\n\x0cOtherCommand\x12\x0c\n\x04type\x18\x01 \x01(\t\"\xe1\x04\n\x06\x41\x63tion\x12\x30\n\x04text\x18\x01 \x01(\x0b\x32 .smartpush.gateway.v1.TextActionH\x00\x12\x39\n\tdeep_link\x18\x02 \x01(\x0b\x32$.smartpush.gateway.v1.DeepLinkActionH\x00\x12;\n\rserver_action\x18\x03 \x01(\x0b\x32\".smartpush.gateway.v1.ServerActionH\x00\x12J\n\x12send_contact_phone\x18\x04 \x01(\x0b\x32,.smartpush.gateway.v1.SendContactPhoneActionH\x00\x12\x43\n\x13\x63opy_text_to_buffer\x18\x05 \x01(\x0b\x32$.smartpush.gateway.v1.CopyTextActionH\x00\x12\x41\n\ropen_keyboard\x18\x06 \x01(\x0b\x32(.smartpush.gateway.v1.OpenKeyboardActionH\x00\x12;\n\nshare_text\x18\x07 \x01(\x0b\x32%.smartpush.gateway.v1.ShareTextActionH\x00\x12J\n\x12start_smart_search\x18\x08 \x01(\x0b\x32,.smartpush.gateway.v1.StartSmartSearchActionH\x00\x12\x32\n\x05other\x18\t \x01(\x0b\x32!.smartpush.gateway.v1.OtherActionH\x00\x12\x12\n\nextra_json\x18\x0f \x01(\tB\x08\n\x06\x61\x63tion\"d\n\x16SendContactPhoneAction\x12\x17\n\ncontact_id\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x15\n\x08template\x18\x02 \x01(\tH\x01\x88\x01\x01\x42\r\n\x0b_contact_idB\x0b\n\t_template\"\x1e\n\x0e\x43opyTextAction\x12\x0c\n\x04text\x18\x01 \x01(\t\"\x14\n\x12OpenKeyboardAction\"\x1f\n\x0fShareTextAction\x12\x0c\n\x04text\x18\x01 \x01(\t\"c\n\x16StartSmartSearchAction\x12\r\n\x05query\x18\x01 \x01(\t\x12\x17\n\ntimeout_ms\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x12\n\nextra_json\x18\x03 \x01(\tB\r\n\x0b_timeout_ms\"\x1b\n\x0bOtherAction\x12\x0c\n\x04type\x18\x01 \x01(\t\"Z\n\nTextAction\x12\x0c\n\x04text\x18\x01 \x01(\t\x12#\n\x16should_send_to_backend\x18\x02 \x01(\x08H\x00\x88\x01\x01\x42\x19\n\x17_should_send_to_backend\"#\n\x0e\x44\x65\x65pLinkAction\x12\x11\n\tdeep_link\x18\x01 \x01(\t\"\xe5\x01\n\x0cServerAction\x12\x19\n\x0cmessage_name\x18\x01 \x01(\tH\x01\x88\x01\x01\x12\'\n\x04\x64\x61ta\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructH\x00\x12/\n\x07run_app\x18\x03 \x01(\x0b\x32\x1c.smartpush.gateway.v1.RunAppH\x00\x12\x34\n\x04mode\x18\x04 \x01(\x0e\x32&.smartpush.gateway.v1.ServerActionMode\x12\x11\n\tdata_json\x18\x05 \x01(\tB\x06\n\x04\x62odyB\x0f\n\r_message_name\"\xdc\x01\n\x07\x41ppInfo\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61pplication_id\x18\x02 \x01(\t\x12\x15\n\rappversion_id\x18\x03 \x01(\t\x12\x13\n\x0bsystem_name\x18\x04 \x01(\t\x12\x15\n\rfrontend_type\x18\x05 \x01(\t\x12\x19\n\x11\x66rontend_endpoint\x18\x06 \x01(\t\x12\x19\n\x11\x66rontend_state_id\x18\x07 \x01(\t\x12\x18\n\x10\x61\x66\x66iliation_type\x18\x08 \x01(\t\x12\x12\n\nextra_json\x18\t \x01(\t\"\xb3\x01\n\x06RunApp\x12\x16\n\taction_id\x18\x01 \x01(\tH\x00\x88\x01\x01\x12/\n\x08\x61pp_info\x18\x02 \x01(\x0b\x32\x1d.smartpush.gateway.v1.AppInfo\x12(\n\x07payload\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x0cpayload_json\x18\x04 \x01(\t\x12\x12\n\nextra_json\x18\x05 \x01(\tB\x0c\n\n_action_id\"\xb5\x01\n\x11PayDialogFinished\x12@\n\rresponse_code\x18\x01 \x01(\x0e\x32).smartpush.gateway.v1.PaymentResponseCode\x12\x19\n\x11raw_response_code\x18\x02 \x01(\x05\x12\x12\n\ninvoice_id\x18\x03 \x01(\t\x12/\n\x08\x61pp_info\x18\x04 \x01(\x0b\x32\x1d.smartpush.gateway.v1.AppInfo\"\xa3\x01\n\x0fPermissionState\x12\x32\n\x04type\x18\x01 \x01(\x0e\x32$.smartpush.gateway.v1.PermissionType\x12\x36\n\x06status\x18\x02 \x01(\x0e\x32&.smartpush.gateway.v1.PermissionStatus\x12\x10\n\x08raw_type\x18\x03 \x01(\t\x12\x12\n\nraw_status\x18\x04 \x01(\t*\x85\x01\n\x12OperatorCardAction\x12$\n OPERATOR_CARD_ACTION_UNSPECIFIED\x10\x00\x12\"\n\x1eOPERATOR_CARD_ACTION_OPEN_CHAT\x10\x01\x12%\n!OPERATOR_CARD_ACTION_CLOSE_WIDGET\x10\x02*|\n\x10ServerActionMode\x12\"\n\x1eSERVER_ACTION_MODE_UNSPECIFIED\x10\x00\x12!\n\x1dSERVER_ACTION_MODE_BACKGROUND\x10\x01\x12!\n\x1dSERVER_ACTION_MODE_FOREGROUND\x10\x02*\x85\x03\n\x13PaymentResponseCode\x12%\n!PAYMENT_RESPONSE_CODE_UNSPECIFIED\x10\x00\x12!\n\x1dPAYMENT_RESPONSE_CODE_SUCCESS\x10\x01\x12*\n&PAYMENT_RESPONSE_CODE_UNEXPECTED_ERROR\x10\x02\x12%\n!PAYMENT_RESPONSE_CODE_USER_CLOSED\x10\x03\x12/\n+PAYMENT_RESPONSE_CODE_ANOTHER_PAYMENT_SHOWN\x10\x04\x12!\n\x1dPAYMENT_RESPONSE_CODE_EXPIRED\x10\x05\x12\"\n\x1ePAYMENT_RESPONSE_CODE_DECLINED\x10\x06\x12\'\n#PAYMENT_RESPONSE_CODE_STATE_UNKNOWN\x10\x07\x12\x30\n,PAYMENT_RESPONSE_CODE_UNAVAILABLE_ON_SURFACE\x10\x08*\xa1\x01\n\x10PermissionStatus\x12!\n\x1dPERMISSION_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19PERMISSION_STATUS_GRANTED\x10\x01\x12!\n\x1dPERMISSION_STATUS_DENIED_ONCE\x10\x02\x12(\n$PERMISSION_STATUS_DENIED_PERMANENTLY\x10\x03\x42@Z>github.com/smartpush-gateway/go/smartpush/gateway/v1;gatewayv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,34 +34,60 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'smartpush.gateway.v1.smarta
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z>github.com/smartpush-gateway/go/smartpush/gateway/v1;gatewayv1'
-  _globals['_PAYMENTRESPONSECODE']._serialized_start=1791
-  _globals['_PAYMENTRESPONSECODE']._serialized_end=2180
+  _globals['_OPERATORCARDACTION']._serialized_start=3456
+  _globals['_OPERATORCARDACTION']._serialized_end=3589
+  _globals['_SERVERACTIONMODE']._serialized_start=3591
+  _globals['_SERVERACTIONMODE']._serialized_end=3715
+  _globals['_PAYMENTRESPONSECODE']._serialized_start=3718
+  _globals['_PAYMENTRESPONSECODE']._serialized_end=4107
+  _globals['_PERMISSIONSTATUS']._serialized_start=4110
+  _globals['_PERMISSIONSTATUS']._serialized_end=4271
   _globals['_COMMAND']._serialized_start=131
-  _globals['_COMMAND']._serialized_end=549
-  _globals['_ACTIONCOMMAND']._serialized_start=551
-  _globals['_ACTIONCOMMAND']._serialized_end=612
-  _globals['_REQUESTPERMISSIONSCOMMAND']._serialized_start=614
-  _globals['_REQUESTPERMISSIONSCOMMAND']._serialized_end=700
-  _globals['_SMARTAPPDATACOMMAND']._serialized_start=702
-  _globals['_SMARTAPPDATACOMMAND']._serialized_end=772
-  _globals['_CLOSEAPPCOMMAND']._serialized_start=774
-  _globals['_CLOSEAPPCOMMAND']._serialized_end=791
-  _globals['_PAYMENTINVOICECOMMAND']._serialized_start=793
-  _globals['_PAYMENTINVOICECOMMAND']._serialized_end=866
-  _globals['_DONOTHINGCOMMAND']._serialized_start=868
-  _globals['_DONOTHINGCOMMAND']._serialized_end=886
-  _globals['_ACTION']._serialized_start=889
-  _globals['_ACTION']._serialized_end=1077
-  _globals['_TEXTACTION']._serialized_start=1079
-  _globals['_TEXTACTION']._serialized_end=1169
-  _globals['_DEEPLINKACTION']._serialized_start=1171
-  _globals['_DEEPLINKACTION']._serialized_end=1206
-  _globals['_SERVERACTION']._serialized_start=1209
-  _globals['_SERVERACTION']._serialized_end=1365
-  _globals['_APPINFO']._serialized_start=1367
-  _globals['_APPINFO']._serialized_end=1464
-  _globals['_RUNAPP']._serialized_start=1467
-  _globals['_RUNAPP']._serialized_end=1604
-  _globals['_PAYDIALOGFINISHED']._serialized_start=1607
-  _globals['_PAYDIALOGFINISHED']._serialized_end=1788
+  _globals['_COMMAND']._serialized_end=774
+  _globals['_ACTIONCOMMAND']._serialized_start=776
+  _globals['_ACTIONCOMMAND']._serialized_end=837
+  _globals['_REQUESTPERMISSIONSCOMMAND']._serialized_start=839
+  _globals['_REQUESTPERMISSIONSCOMMAND']._serialized_end=925
+  _globals['_SMARTAPPDATACOMMAND']._serialized_start=927
+  _globals['_SMARTAPPDATACOMMAND']._serialized_end=1026
+  _globals['_CLOSEAPPCOMMAND']._serialized_start=1028
+  _globals['_CLOSEAPPCOMMAND']._serialized_end=1045
+  _globals['_PAYMENTINVOICECOMMAND']._serialized_start=1047
+  _globals['_PAYMENTINVOICECOMMAND']._serialized_end=1170
+  _globals['_DONOTHINGCOMMAND']._serialized_start=1172
+  _globals['_DONOTHINGCOMMAND']._serialized_end=1190
+  _globals['_SMARTAPPERRORCOMMAND']._serialized_start=1192
+  _globals['_SMARTAPPERRORCOMMAND']._serialized_end=1269
+  _globals['_TRANSFERTOOPERATORCOMMAND']._serialized_start=1271
+  _globals['_TRANSFERTOOPERATORCOMMAND']._serialized_end=1376
+  _globals['_OTHERCOMMAND']._serialized_start=1378
+  _globals['_OTHERCOMMAND']._serialized_end=1406
+  _globals['_ACTION']._serialized_start=1409
+  _globals['_ACTION']._serialized_end=2018
+  _globals['_SENDCONTACTPHONEACTION']._serialized_start=2020
+  _globals['_SENDCONTACTPHONEACTION']._serialized_end=2120
+  _globals['_COPYTEXTACTION']._serialized_start=2122
+  _globals['_COPYTEXTACTION']._serialized_end=2152
+  _globals['_OPENKEYBOARDACTION']._serialized_start=2154
+  _globals['_OPENKEYBOARDACTION']._serialized_end=2174
+  _globals['_SHARETEXTACTION']._serialized_start=2176
+  _globals['_SHARETEXTACTION']._serialized_end=2207
+  _globals['_STARTSMARTSEARCHACTION']._serialized_start=2209
+  _globals['_STARTSMARTSEARCHACTION']._serialized_end=2308
+  _globals['_OTHERACTION']._serialized_start=2310
+  _globals['_OTHERACTION']._serialized_end=2337
+  _globals['_TEXTACTION']._serialized_start=2339
+  _globals['_TEXTACTION']._serialized_end=2429
+  _globals['_DEEPLINKACTION']._serialized_start=2431
+  _globals['_DEEPLINKACTION']._serialized_end=2466
+  _globals['_SERVERACTION']._serialized_start=2469
+  _globals['_SERVERACTION']._serialized_end=2698
+  _globals['_APPINFO']._serialized_start=2701
+  _globals['_APPINFO']._serialized_end=2921
+  _globals['_RUNAPP']._serialized_start=2924
+  _globals['_RUNAPP']._serialized_end=3103
+  _globals['_PAYDIALOGFINISHED']._serialized_start=3106
+  _globals['_PAYDIALOGFINISHED']._serialized_end=3287
+  _globals['_PERMISSIONSTATE']._serialized_start=3290
+  _globals['_PERMISSIONSTATE']._serialized_end=3453
 # @@protoc_insertion_point(module_scope)

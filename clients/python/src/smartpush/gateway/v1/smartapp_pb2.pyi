@@ -21,6 +21,54 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _OperatorCardAction:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OperatorCardActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OperatorCardAction.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    OPERATOR_CARD_ACTION_UNSPECIFIED: _OperatorCardAction.ValueType  # 0
+    """Not set."""
+    OPERATOR_CARD_ACTION_OPEN_CHAT: _OperatorCardAction.ValueType  # 1
+    """`open_chat`."""
+    OPERATOR_CARD_ACTION_CLOSE_WIDGET: _OperatorCardAction.ValueType  # 2
+    """`close_widget`."""
+
+class OperatorCardAction(_OperatorCardAction, metaclass=_OperatorCardActionEnumTypeWrapper):
+    """What a transfer_to_operator_action command does to the operator card."""
+
+OPERATOR_CARD_ACTION_UNSPECIFIED: OperatorCardAction.ValueType  # 0
+"""Not set."""
+OPERATOR_CARD_ACTION_OPEN_CHAT: OperatorCardAction.ValueType  # 1
+"""`open_chat`."""
+OPERATOR_CARD_ACTION_CLOSE_WIDGET: OperatorCardAction.ValueType  # 2
+"""`close_widget`."""
+Global___OperatorCardAction: _TypeAlias = OperatorCardAction  # noqa: Y015
+
+class _ServerActionMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ServerActionModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ServerActionMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SERVER_ACTION_MODE_UNSPECIFIED: _ServerActionMode.ValueType  # 0
+    """Not set (absent on the wire)."""
+    SERVER_ACTION_MODE_BACKGROUND: _ServerActionMode.ValueType  # 1
+    """`background`: must not change the UI (no voice, suggestions or new screen)."""
+    SERVER_ACTION_MODE_FOREGROUND: _ServerActionMode.ValueType  # 2
+    """`foreground`."""
+
+class ServerActionMode(_ServerActionMode, metaclass=_ServerActionModeEnumTypeWrapper):
+    """How a server action may affect the UI."""
+
+SERVER_ACTION_MODE_UNSPECIFIED: ServerActionMode.ValueType  # 0
+"""Not set (absent on the wire)."""
+SERVER_ACTION_MODE_BACKGROUND: ServerActionMode.ValueType  # 1
+"""`background`: must not change the UI (no voice, suggestions or new screen)."""
+SERVER_ACTION_MODE_FOREGROUND: ServerActionMode.ValueType  # 2
+"""`foreground`."""
+Global___ServerActionMode: _TypeAlias = ServerActionMode  # noqa: Y015
+
 class _PaymentResponseCode:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -71,11 +119,50 @@ PAYMENT_RESPONSE_CODE_UNAVAILABLE_ON_SURFACE: PaymentResponseCode.ValueType  # 8
 """Wire 7: payment is not available on this surface."""
 Global___PaymentResponseCode: _TypeAlias = PaymentResponseCode  # noqa: Y015
 
+class _PermissionStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PermissionStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PermissionStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PERMISSION_STATUS_UNSPECIFIED: _PermissionStatus.ValueType  # 0
+    """Not set, or a status this contract does not model (see raw_status)."""
+    PERMISSION_STATUS_GRANTED: _PermissionStatus.ValueType  # 1
+    """`granted`."""
+    PERMISSION_STATUS_DENIED_ONCE: _PermissionStatus.ValueType  # 2
+    """`denied_once`: the user may be asked again."""
+    PERMISSION_STATUS_DENIED_PERMANENTLY: _PermissionStatus.ValueType  # 3
+    """`denied_permanently`: asking again shows nothing."""
+
+class PermissionStatus(_PermissionStatus, metaclass=_PermissionStatusEnumTypeWrapper):
+    """The status of a device permission in `payload.meta.permissions`."""
+
+PERMISSION_STATUS_UNSPECIFIED: PermissionStatus.ValueType  # 0
+"""Not set, or a status this contract does not model (see raw_status)."""
+PERMISSION_STATUS_GRANTED: PermissionStatus.ValueType  # 1
+"""`granted`."""
+PERMISSION_STATUS_DENIED_ONCE: PermissionStatus.ValueType  # 2
+"""`denied_once`: the user may be asked again."""
+PERMISSION_STATUS_DENIED_PERMANENTLY: PermissionStatus.ValueType  # 3
+"""`denied_permanently`: asking again shows nothing."""
+Global___PermissionStatus: _TypeAlias = PermissionStatus  # noqa: Y015
+
 @_typing.final
 class Command(_message.Message):
     """SmartApp API commands and actions, typed. Their wire JSON (a `type`
     discriminator, snake_case keys, camelCase inside `app_info`) is not the proto3
     JSON mapping: convert with SmartAppService, which every language can call.
+
+    Readers are tolerant, writers strict. Every SmartApp object may carry keys this
+    contract does not model; decoding keeps them in `extra_json` (a JSON object
+    text) and encoding writes them back, so JSON -> proto -> JSON gives the same
+    JSON. A type this contract does not model decodes into `other`.
+
+    Free-form JSON (smart_app_data, payloads, server actions) is offered twice: a
+    `*_json` text that is exact (integers of any size, 1.0 stays 1.0), and a
+    google.protobuf.Struct view for convenience, which holds every number as a
+    double. Encoding uses the `*_json` text when it is set; if the Struct is set
+    too it must say the same thing (clear one of them to edit the other).
 
     A command in `ANSWER_TO_USER.payload.items`.
     """
@@ -88,6 +175,12 @@ class Command(_message.Message):
     CLOSE_APP_FIELD_NUMBER: _builtins.int
     PAYMENT_INVOICE_FIELD_NUMBER: _builtins.int
     DO_NOTHING_FIELD_NUMBER: _builtins.int
+    SMART_APP_ERROR_FIELD_NUMBER: _builtins.int
+    TRANSFER_TO_OPERATOR_FIELD_NUMBER: _builtins.int
+    OTHER_FIELD_NUMBER: _builtins.int
+    EXTRA_JSON_FIELD_NUMBER: _builtins.int
+    extra_json: _builtins.str
+    """Keys of the command object beside the ones modelled above, as a JSON object text."""
     @_builtins.property
     def action(self) -> Global___ActionCommand:
         """`{"type": "action", "action": {...}}`."""
@@ -112,6 +205,20 @@ class Command(_message.Message):
     def do_nothing(self) -> Global___DoNothingCommand:
         """`{"type": "do_nothing"}`: no answer; clears the previous suggestions."""
 
+    @_builtins.property
+    def smart_app_error(self) -> Global___SmartAppErrorCommand:
+        """`{"type": "smart_app_error", "smart_app_error": {...}}`."""
+
+    @_builtins.property
+    def transfer_to_operator(self) -> Global___TransferToOperatorCommand:
+        """`{"type": "transfer_to_operator_action", "action": ..., "message_id": ...}`."""
+
+    @_builtins.property
+    def other(self) -> Global___OtherCommand:
+        """A command type this contract does not model (request_contacts, ...):
+        its `type`; every other key is in extra_json.
+        """
+
     def __init__(
         self,
         *,
@@ -121,12 +228,16 @@ class Command(_message.Message):
         close_app: Global___CloseAppCommand | None = ...,
         payment_invoice: Global___PaymentInvoiceCommand | None = ...,
         do_nothing: Global___DoNothingCommand | None = ...,
+        smart_app_error: Global___SmartAppErrorCommand | None = ...,
+        transfer_to_operator: Global___TransferToOperatorCommand | None = ...,
+        other: Global___OtherCommand | None = ...,
+        extra_json: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "close_app", b"close_app", "command", b"command", "do_nothing", b"do_nothing", "payment_invoice", b"payment_invoice", "request_permissions", b"request_permissions", "smart_app_data", b"smart_app_data"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "close_app", b"close_app", "command", b"command", "do_nothing", b"do_nothing", "other", b"other", "payment_invoice", b"payment_invoice", "request_permissions", b"request_permissions", "smart_app_data", b"smart_app_data", "smart_app_error", b"smart_app_error", "transfer_to_operator", b"transfer_to_operator"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "close_app", b"close_app", "command", b"command", "do_nothing", b"do_nothing", "payment_invoice", b"payment_invoice", "request_permissions", b"request_permissions", "smart_app_data", b"smart_app_data"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "close_app", b"close_app", "command", b"command", "do_nothing", b"do_nothing", "extra_json", b"extra_json", "other", b"other", "payment_invoice", b"payment_invoice", "request_permissions", b"request_permissions", "smart_app_data", b"smart_app_data", "smart_app_error", b"smart_app_error", "transfer_to_operator", b"transfer_to_operator"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["action", "request_permissions", "smart_app_data", "close_app", "payment_invoice", "do_nothing"]  # noqa: Y015
+    _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["action", "request_permissions", "smart_app_data", "close_app", "payment_invoice", "do_nothing", "smart_app_error", "transfer_to_operator", "other"]  # noqa: Y015
     _WhichOneofArgType_command: _TypeAlias = _typing.Literal["command", b"command"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_command) -> _WhichOneofReturnType_command | None: ...
 
@@ -187,18 +298,22 @@ class SmartAppDataCommand(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SMART_APP_DATA_FIELD_NUMBER: _builtins.int
+    SMART_APP_DATA_JSON_FIELD_NUMBER: _builtins.int
+    smart_app_data_json: _builtins.str
+    """The data as exact JSON text (any JSON value); wins over the Struct when set."""
     @_builtins.property
     def smart_app_data(self) -> _struct_pb2.Struct:
-        """The data, passed through as is."""
+        """A Struct view of the data when it is a JSON object (numbers as doubles)."""
 
     def __init__(
         self,
         *,
         smart_app_data: _struct_pb2.Struct | None = ...,
+        smart_app_data_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["smart_app_data", b"smart_app_data"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["smart_app_data", b"smart_app_data"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["smart_app_data", b"smart_app_data", "smart_app_data_json", b"smart_app_data_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -228,18 +343,26 @@ class PaymentInvoiceCommand(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     PAYMENT_INVOICE_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_INVOICE_JSON_FIELD_NUMBER: _builtins.int
+    invoice_id: _builtins.str
+    """`payment_invoice.invoice_id`. Required on encode (here or in the object)."""
+    payment_invoice_json: _builtins.str
+    """The `payment_invoice` object as exact JSON text; wins over the Struct when set."""
     @_builtins.property
     def payment_invoice(self) -> _struct_pb2.Struct:
-        """The invoice object, passed through as is."""
+        """A Struct view of the `payment_invoice` object (numbers as doubles)."""
 
     def __init__(
         self,
         *,
         payment_invoice: _struct_pb2.Struct | None = ...,
+        invoice_id: _builtins.str = ...,
+        payment_invoice_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["payment_invoice", b"payment_invoice"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["payment_invoice", b"payment_invoice"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoice_id", b"invoice_id", "payment_invoice", b"payment_invoice", "payment_invoice_json", b"payment_invoice_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -263,6 +386,84 @@ class DoNothingCommand(_message.Message):
 Global___DoNothingCommand: _TypeAlias = DoNothingCommand  # noqa: Y015
 
 @_typing.final
+class SmartAppErrorCommand(_message.Message):
+    """Passes an error to the Canvas App."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    EXTRA_JSON_FIELD_NUMBER: _builtins.int
+    code: _builtins.int
+    """`smart_app_error.code`."""
+    description: _builtins.str
+    """`smart_app_error.description`."""
+    extra_json: _builtins.str
+    """Keys of the `smart_app_error` object beside code and description, as a JSON object text."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.int = ...,
+        description: _builtins.str = ...,
+        extra_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "description", b"description", "extra_json", b"extra_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SmartAppErrorCommand: _TypeAlias = SmartAppErrorCommand  # noqa: Y015
+
+@_typing.final
+class TransferToOperatorCommand(_message.Message):
+    """Changes the state of an operator card."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_FIELD_NUMBER: _builtins.int
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    action: Global___OperatorCardAction.ValueType
+    """`action`. Required."""
+    message_id: _builtins.str
+    """`message_id`: the card's message id. Required."""
+    def __init__(
+        self,
+        *,
+        action: Global___OperatorCardAction.ValueType = ...,
+        message_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "message_id", b"message_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransferToOperatorCommand: _TypeAlias = TransferToOperatorCommand  # noqa: Y015
+
+@_typing.final
+class OtherCommand(_message.Message):
+    """A command whose type this contract does not model."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """The wire `type`. Required; must not be a modelled type."""
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OtherCommand: _TypeAlias = OtherCommand  # noqa: Y015
+
+@_typing.final
 class Action(_message.Message):
     """An action in suggestions, cards and commands."""
 
@@ -271,6 +472,15 @@ class Action(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     DEEP_LINK_FIELD_NUMBER: _builtins.int
     SERVER_ACTION_FIELD_NUMBER: _builtins.int
+    SEND_CONTACT_PHONE_FIELD_NUMBER: _builtins.int
+    COPY_TEXT_TO_BUFFER_FIELD_NUMBER: _builtins.int
+    OPEN_KEYBOARD_FIELD_NUMBER: _builtins.int
+    SHARE_TEXT_FIELD_NUMBER: _builtins.int
+    START_SMART_SEARCH_FIELD_NUMBER: _builtins.int
+    OTHER_FIELD_NUMBER: _builtins.int
+    EXTRA_JSON_FIELD_NUMBER: _builtins.int
+    extra_json: _builtins.str
+    """Keys of the action object beside the ones modelled above, as a JSON object text."""
     @_builtins.property
     def text(self) -> Global___TextAction:
         """`{"type": "text", ...}`."""
@@ -283,22 +493,203 @@ class Action(_message.Message):
     def server_action(self) -> Global___ServerAction:
         """`{"type": "server_action", ...}`."""
 
+    @_builtins.property
+    def send_contact_phone(self) -> Global___SendContactPhoneAction:
+        """`{"type": "send_contact_phone", ...}`."""
+
+    @_builtins.property
+    def copy_text_to_buffer(self) -> Global___CopyTextAction:
+        """`{"type": "copy_text_to_buffer", "text": ...}`."""
+
+    @_builtins.property
+    def open_keyboard(self) -> Global___OpenKeyboardAction:
+        """`{"type": "open_keyboard"}`."""
+
+    @_builtins.property
+    def share_text(self) -> Global___ShareTextAction:
+        """`{"type": "share_text", "text": ...}`."""
+
+    @_builtins.property
+    def start_smart_search(self) -> Global___StartSmartSearchAction:
+        """`{"type": "start_smart_search", "start_smart_search": {...}}`."""
+
+    @_builtins.property
+    def other(self) -> Global___OtherAction:
+        """An action type this contract does not model (smartapp_text, ...): its
+        `type`; every other key is in extra_json.
+        """
+
     def __init__(
         self,
         *,
         text: Global___TextAction | None = ...,
         deep_link: Global___DeepLinkAction | None = ...,
         server_action: Global___ServerAction | None = ...,
+        send_contact_phone: Global___SendContactPhoneAction | None = ...,
+        copy_text_to_buffer: Global___CopyTextAction | None = ...,
+        open_keyboard: Global___OpenKeyboardAction | None = ...,
+        share_text: Global___ShareTextAction | None = ...,
+        start_smart_search: Global___StartSmartSearchAction | None = ...,
+        other: Global___OtherAction | None = ...,
+        extra_json: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "deep_link", b"deep_link", "server_action", b"server_action", "text", b"text"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "copy_text_to_buffer", b"copy_text_to_buffer", "deep_link", b"deep_link", "open_keyboard", b"open_keyboard", "other", b"other", "send_contact_phone", b"send_contact_phone", "server_action", b"server_action", "share_text", b"share_text", "start_smart_search", b"start_smart_search", "text", b"text"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "deep_link", b"deep_link", "server_action", b"server_action", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "copy_text_to_buffer", b"copy_text_to_buffer", "deep_link", b"deep_link", "extra_json", b"extra_json", "open_keyboard", b"open_keyboard", "other", b"other", "send_contact_phone", b"send_contact_phone", "server_action", b"server_action", "share_text", b"share_text", "start_smart_search", b"start_smart_search", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["text", "deep_link", "server_action"]  # noqa: Y015
+    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["text", "deep_link", "server_action", "send_contact_phone", "copy_text_to_buffer", "open_keyboard", "share_text", "start_smart_search", "other"]  # noqa: Y015
     _WhichOneofArgType_action: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_action) -> _WhichOneofReturnType_action | None: ...
 
 Global___Action: _TypeAlias = Action  # noqa: Y015
+
+@_typing.final
+class SendContactPhoneAction(_message.Message):
+    """Sends the phone number of a contact."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    TEMPLATE_FIELD_NUMBER: _builtins.int
+    contact_id: _builtins.int
+    """`send_contact_phone`: the contact id. Required."""
+    template: _builtins.str
+    """`template`: may hold `[[placeholder]]`, replaced by the phone number."""
+    def __init__(
+        self,
+        *,
+        contact_id: _builtins.int | None = ...,
+        template: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_contact_id", b"_contact_id", "_template", b"_template", "contact_id", b"contact_id", "template", b"template"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_contact_id", b"_contact_id", "_template", b"_template", "contact_id", b"contact_id", "template", b"template"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__contact_id: _TypeAlias = _typing.Literal["contact_id"]  # noqa: Y015
+    _WhichOneofArgType__contact_id: _TypeAlias = _typing.Literal["_contact_id", b"_contact_id"]  # noqa: Y015
+    _WhichOneofReturnType__template: _TypeAlias = _typing.Literal["template"]  # noqa: Y015
+    _WhichOneofArgType__template: _TypeAlias = _typing.Literal["_template", b"_template"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__contact_id) -> _WhichOneofReturnType__contact_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__template) -> _WhichOneofReturnType__template | None: ...
+
+Global___SendContactPhoneAction: _TypeAlias = SendContactPhoneAction  # noqa: Y015
+
+@_typing.final
+class CopyTextAction(_message.Message):
+    """Copies text to the clipboard."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    """The text. Required."""
+    def __init__(
+        self,
+        *,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CopyTextAction: _TypeAlias = CopyTextAction  # noqa: Y015
+
+@_typing.final
+class OpenKeyboardAction(_message.Message):
+    """Opens the keyboard."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenKeyboardAction: _TypeAlias = OpenKeyboardAction  # noqa: Y015
+
+@_typing.final
+class ShareTextAction(_message.Message):
+    """Shares text."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    """The text. Required."""
+    def __init__(
+        self,
+        *,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShareTextAction: _TypeAlias = ShareTextAction  # noqa: Y015
+
+@_typing.final
+class StartSmartSearchAction(_message.Message):
+    """Starts a smart search."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUERY_FIELD_NUMBER: _builtins.int
+    TIMEOUT_MS_FIELD_NUMBER: _builtins.int
+    EXTRA_JSON_FIELD_NUMBER: _builtins.int
+    query: _builtins.str
+    """`start_smart_search.query`. Required."""
+    timeout_ms: _builtins.int
+    """`start_smart_search.timeoutMS`."""
+    extra_json: _builtins.str
+    """Keys of the `start_smart_search` object beside query and timeoutMS, as a JSON object text."""
+    def __init__(
+        self,
+        *,
+        query: _builtins.str = ...,
+        timeout_ms: _builtins.int | None = ...,
+        extra_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_timeout_ms", b"_timeout_ms", "timeout_ms", b"timeout_ms"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_timeout_ms", b"_timeout_ms", "extra_json", b"extra_json", "query", b"query", "timeout_ms", b"timeout_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__timeout_ms: _TypeAlias = _typing.Literal["timeout_ms"]  # noqa: Y015
+    _WhichOneofArgType__timeout_ms: _TypeAlias = _typing.Literal["_timeout_ms", b"_timeout_ms"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__timeout_ms) -> _WhichOneofReturnType__timeout_ms | None: ...
+
+Global___StartSmartSearchAction: _TypeAlias = StartSmartSearchAction  # noqa: Y015
+
+@_typing.final
+class OtherAction(_message.Message):
+    """An action whose type this contract does not model."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """The wire `type`. Required; must not be a modelled type."""
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OtherAction: _TypeAlias = OtherAction  # noqa: Y015
 
 @_typing.final
 class TextAction(_message.Message):
@@ -359,9 +750,17 @@ class ServerAction(_message.Message):
     MESSAGE_NAME_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
     RUN_APP_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    DATA_JSON_FIELD_NUMBER: _builtins.int
     message_name: _builtins.str
     """The message name; absent on the wire means SERVER_ACTION. RUN_APP launches a
     third-party smartapp.
+    """
+    mode: Global___ServerActionMode.ValueType
+    """`mode`."""
+    data_json: _builtins.str
+    """The `server_action` object as exact JSON text, when the body is `data`;
+    wins over the Struct when set.
     """
     @_builtins.property
     def data(self) -> _struct_pb2.Struct:
@@ -377,10 +776,12 @@ class ServerAction(_message.Message):
         message_name: _builtins.str | None = ...,
         data: _struct_pb2.Struct | None = ...,
         run_app: Global___RunApp | None = ...,
+        mode: Global___ServerActionMode.ValueType = ...,
+        data_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_message_name", b"_message_name", "body", b"body", "data", b"data", "message_name", b"message_name", "run_app", b"run_app"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_message_name", b"_message_name", "body", b"body", "data", b"data", "message_name", b"message_name", "run_app", b"run_app"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_message_name", b"_message_name", "body", b"body", "data", b"data", "data_json", b"data_json", "message_name", b"message_name", "mode", b"mode", "run_app", b"run_app"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__message_name: _TypeAlias = _typing.Literal["message_name"]  # noqa: Y015
     _WhichOneofArgType__message_name: _TypeAlias = _typing.Literal["_message_name", b"_message_name"]  # noqa: Y015
@@ -403,6 +804,11 @@ class AppInfo(_message.Message):
     APPLICATION_ID_FIELD_NUMBER: _builtins.int
     APPVERSION_ID_FIELD_NUMBER: _builtins.int
     SYSTEM_NAME_FIELD_NUMBER: _builtins.int
+    FRONTEND_TYPE_FIELD_NUMBER: _builtins.int
+    FRONTEND_ENDPOINT_FIELD_NUMBER: _builtins.int
+    FRONTEND_STATE_ID_FIELD_NUMBER: _builtins.int
+    AFFILIATION_TYPE_FIELD_NUMBER: _builtins.int
+    EXTRA_JSON_FIELD_NUMBER: _builtins.int
     project_id: _builtins.str
     """`projectId`."""
     application_id: _builtins.str
@@ -411,6 +817,16 @@ class AppInfo(_message.Message):
     """`appversionId`."""
     system_name: _builtins.str
     """`systemName`."""
+    frontend_type: _builtins.str
+    """`frontendType`: DIALOG, WEB_APP, APK, CHAT_APP or EMBEDDED_APP."""
+    frontend_endpoint: _builtins.str
+    """`frontendEndpoint`: the Canvas App URL."""
+    frontend_state_id: _builtins.str
+    """`frontendStateId`: projectId, applicationId and appversionId joined."""
+    affiliation_type: _builtins.str
+    """`affiliationType`: INTERNAL, BANKING, ECOSYSTEM, EXTERNAL or PARTNERSHIP."""
+    extra_json: _builtins.str
+    """Keys beside the ones above (appearance, canvasType, ...), as a JSON object text."""
     def __init__(
         self,
         *,
@@ -418,10 +834,15 @@ class AppInfo(_message.Message):
         application_id: _builtins.str = ...,
         appversion_id: _builtins.str = ...,
         system_name: _builtins.str = ...,
+        frontend_type: _builtins.str = ...,
+        frontend_endpoint: _builtins.str = ...,
+        frontend_state_id: _builtins.str = ...,
+        affiliation_type: _builtins.str = ...,
+        extra_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_id", b"application_id", "appversion_id", b"appversion_id", "project_id", b"project_id", "system_name", b"system_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["affiliation_type", b"affiliation_type", "application_id", b"application_id", "appversion_id", b"appversion_id", "extra_json", b"extra_json", "frontend_endpoint", b"frontend_endpoint", "frontend_state_id", b"frontend_state_id", "frontend_type", b"frontend_type", "project_id", b"project_id", "system_name", b"system_name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -436,15 +857,21 @@ class RunApp(_message.Message):
     ACTION_ID_FIELD_NUMBER: _builtins.int
     APP_INFO_FIELD_NUMBER: _builtins.int
     PAYLOAD_FIELD_NUMBER: _builtins.int
+    PAYLOAD_JSON_FIELD_NUMBER: _builtins.int
+    EXTRA_JSON_FIELD_NUMBER: _builtins.int
     action_id: _builtins.str
     """`action_id`; absent on the wire means run_app."""
+    payload_json: _builtins.str
+    """`payload` as exact JSON text; wins over the Struct when set."""
+    extra_json: _builtins.str
+    """Keys of the `server_action` object beside action_id, app_info and payload, as a JSON object text."""
     @_builtins.property
     def app_info(self) -> Global___AppInfo:
         """The smartapp to launch."""
 
     @_builtins.property
     def payload(self) -> _struct_pb2.Struct:
-        """Optional parameters for the launched smartapp."""
+        """A Struct view of `payload`, optional parameters for the launched smartapp."""
 
     def __init__(
         self,
@@ -452,10 +879,12 @@ class RunApp(_message.Message):
         action_id: _builtins.str | None = ...,
         app_info: Global___AppInfo | None = ...,
         payload: _struct_pb2.Struct | None = ...,
+        payload_json: _builtins.str = ...,
+        extra_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_action_id", b"_action_id", "action_id", b"action_id", "app_info", b"app_info", "payload", b"payload"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_action_id", b"_action_id", "action_id", b"action_id", "app_info", b"app_info", "payload", b"payload"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_action_id", b"_action_id", "action_id", b"action_id", "app_info", b"app_info", "extra_json", b"extra_json", "payload", b"payload", "payload_json", b"payload_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__action_id: _TypeAlias = _typing.Literal["action_id"]  # noqa: Y015
     _WhichOneofArgType__action_id: _TypeAlias = _typing.Literal["_action_id", b"_action_id"]  # noqa: Y015
@@ -500,3 +929,37 @@ class PayDialogFinished(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PayDialogFinished: _TypeAlias = PayDialogFinished  # noqa: Y015
+
+@_typing.final
+class PermissionState(_message.Message):
+    """One entry of `payload.meta.permissions`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    RAW_TYPE_FIELD_NUMBER: _builtins.int
+    RAW_STATUS_FIELD_NUMBER: _builtins.int
+    type: _permission_pb2.PermissionType.ValueType
+    """`type`, typed; UNSPECIFIED for a type this contract does not model."""
+    status: Global___PermissionStatus.ValueType
+    """`status`, typed."""
+    raw_type: _builtins.str
+    """The wire `type`."""
+    raw_status: _builtins.str
+    """The wire `status`."""
+    def __init__(
+        self,
+        *,
+        type: _permission_pb2.PermissionType.ValueType = ...,
+        status: Global___PermissionStatus.ValueType = ...,
+        raw_type: _builtins.str = ...,
+        raw_status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["raw_status", b"raw_status", "raw_type", b"raw_type", "status", b"status", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PermissionState: _TypeAlias = PermissionState  # noqa: Y015

@@ -3,8 +3,10 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 from smartpush.gateway.v1 import smartapp_pb2 as _smartapp_pb2
 import builtins as _builtins
 import sys
@@ -246,3 +248,49 @@ class DecodePayDialogFinishedResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DecodePayDialogFinishedResponse: _TypeAlias = DecodePayDialogFinishedResponse  # noqa: Y015
+
+@_typing.final
+class DecodePermissionStatesRequest(_message.Message):
+    """Input of DecodePermissionStates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JSON_FIELD_NUMBER: _builtins.int
+    json: _builtins.str
+    """An incoming message, its `payload`, its `meta`, or the `permissions` array itself."""
+    def __init__(
+        self,
+        *,
+        json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["json", b"json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecodePermissionStatesRequest: _TypeAlias = DecodePermissionStatesRequest  # noqa: Y015
+
+@_typing.final
+class DecodePermissionStatesResponse(_message.Message):
+    """Output of DecodePermissionStates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERMISSIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def permissions(self) -> _containers.RepeatedCompositeFieldContainer[_smartapp_pb2.PermissionState]:
+        """The entries, in wire order; empty when the message carries none."""
+
+    def __init__(
+        self,
+        *,
+        permissions: _abc.Iterable[_smartapp_pb2.PermissionState] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["permissions", b"permissions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecodePermissionStatesResponse: _TypeAlias = DecodePermissionStatesResponse  # noqa: Y015

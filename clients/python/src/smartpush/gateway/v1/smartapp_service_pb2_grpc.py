@@ -60,6 +60,11 @@ class SmartAppServiceStub:
                 request_serializer=smartpush_dot_gateway_dot_v1_dot_smartapp__service__pb2.DecodePayDialogFinishedRequest.SerializeToString,
                 response_deserializer=smartpush_dot_gateway_dot_v1_dot_smartapp__service__pb2.DecodePayDialogFinishedResponse.FromString,
                 _registered_method=True)
+        self.DecodePermissionStates = channel.unary_unary(
+                '/smartpush.gateway.v1.SmartAppService/DecodePermissionStates',
+                request_serializer=smartpush_dot_gateway_dot_v1_dot_smartapp__service__pb2.DecodePermissionStatesRequest.SerializeToString,
+                response_deserializer=smartpush_dot_gateway_dot_v1_dot_smartapp__service__pb2.DecodePermissionStatesResponse.FromString,
+                _registered_method=True)
 
 
 class SmartAppServiceServicer:
@@ -101,6 +106,13 @@ class SmartAppServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DecodePermissionStates(self, request, context):
+        """The device permission statuses of an incoming message (`payload.meta.permissions`) -> typed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SmartAppServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +140,11 @@ def add_SmartAppServiceServicer_to_server(servicer, server):
                     servicer.DecodePayDialogFinished,
                     request_deserializer=smartpush_dot_gateway_dot_v1_dot_smartapp__service__pb2.DecodePayDialogFinishedRequest.FromString,
                     response_serializer=smartpush_dot_gateway_dot_v1_dot_smartapp__service__pb2.DecodePayDialogFinishedResponse.SerializeToString,
+            ),
+            'DecodePermissionStates': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecodePermissionStates,
+                    request_deserializer=smartpush_dot_gateway_dot_v1_dot_smartapp__service__pb2.DecodePermissionStatesRequest.FromString,
+                    response_serializer=smartpush_dot_gateway_dot_v1_dot_smartapp__service__pb2.DecodePermissionStatesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -266,6 +283,33 @@ class SmartAppService:
             '/smartpush.gateway.v1.SmartAppService/DecodePayDialogFinished',
             smartpush_dot_gateway_dot_v1_dot_smartapp__service__pb2.DecodePayDialogFinishedRequest.SerializeToString,
             smartpush_dot_gateway_dot_v1_dot_smartapp__service__pb2.DecodePayDialogFinishedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecodePermissionStates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/smartpush.gateway.v1.SmartAppService/DecodePermissionStates',
+            smartpush_dot_gateway_dot_v1_dot_smartapp__service__pb2.DecodePermissionStatesRequest.SerializeToString,
+            smartpush_dot_gateway_dot_v1_dot_smartapp__service__pb2.DecodePermissionStatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

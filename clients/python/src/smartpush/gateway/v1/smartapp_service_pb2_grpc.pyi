@@ -43,6 +43,8 @@ class SmartAppServiceStub:
     """Wire JSON -> typed action."""
     DecodePayDialogFinished: _grpc.UnaryUnaryMultiCallable[_smartapp_service_pb2.DecodePayDialogFinishedRequest, _smartapp_service_pb2.DecodePayDialogFinishedResponse]
     """A PAY_DIALOG_FINISHED server_action (or the message holding it) -> typed."""
+    DecodePermissionStates: _grpc.UnaryUnaryMultiCallable[_smartapp_service_pb2.DecodePermissionStatesRequest, _smartapp_service_pb2.DecodePermissionStatesResponse]
+    """The device permission statuses of an incoming message (`payload.meta.permissions`) -> typed."""
 
 @_typing.type_check_only
 class SmartAppServiceAsyncStub(SmartAppServiceStub):
@@ -59,6 +61,8 @@ class SmartAppServiceAsyncStub(SmartAppServiceStub):
     """Wire JSON -> typed action."""
     DecodePayDialogFinished: _aio.UnaryUnaryMultiCallable[_smartapp_service_pb2.DecodePayDialogFinishedRequest, _smartapp_service_pb2.DecodePayDialogFinishedResponse]  # type: ignore[assignment]
     """A PAY_DIALOG_FINISHED server_action (or the message holding it) -> typed."""
+    DecodePermissionStates: _aio.UnaryUnaryMultiCallable[_smartapp_service_pb2.DecodePermissionStatesRequest, _smartapp_service_pb2.DecodePermissionStatesResponse]  # type: ignore[assignment]
+    """The device permission statuses of an incoming message (`payload.meta.permissions`) -> typed."""
 
 class SmartAppServiceServicer(metaclass=_abc_1.ABCMeta):
     """Converts between typed SmartApp structures and their exact wire JSON."""
@@ -102,5 +106,13 @@ class SmartAppServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_smartapp_service_pb2.DecodePayDialogFinishedResponse, _abc.Awaitable[_smartapp_service_pb2.DecodePayDialogFinishedResponse]]:
         """A PAY_DIALOG_FINISHED server_action (or the message holding it) -> typed."""
+
+    @_abc_1.abstractmethod
+    def DecodePermissionStates(
+        self,
+        request: _smartapp_service_pb2.DecodePermissionStatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_smartapp_service_pb2.DecodePermissionStatesResponse, _abc.Awaitable[_smartapp_service_pb2.DecodePermissionStatesResponse]]:
+        """The device permission statuses of an incoming message (`payload.meta.permissions`) -> typed."""
 
 def add_SmartAppServiceServicer_to_server(servicer: SmartAppServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -23,7 +23,7 @@ export const file_smartpush_gateway_v1_permission_service: GenFile = /*@__PURE__
  */
 export type BuildPermissionRequestRequest = Message<"smartpush.gateway.v1.BuildPermissionRequestRequest"> & {
   /**
-   * The current dialog session (`sessionId`).
+   * The current dialog session (`sessionId`). Required.
    *
    * @generated from field: string session_id = 1;
    */
@@ -37,7 +37,7 @@ export type BuildPermissionRequestRequest = Message<"smartpush.gateway.v1.BuildP
   messageId: bigint;
 
   /**
-   * The user (`uuid`).
+   * The user (`uuid`). Required: user_id or sub.
    *
    * @generated from field: smartpush.gateway.v1.UserIds user = 3;
    */

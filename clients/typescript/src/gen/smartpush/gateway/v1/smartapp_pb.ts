@@ -13,7 +13,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file smartpush/gateway/v1/smartapp.proto.
  */
 export const file_smartpush_gateway_v1_smartapp: GenFile = /*@__PURE__*/
-  fileDesc("CiNzbWFydHB1c2gvZ2F0ZXdheS92MS9zbWFydGFwcC5wcm90bxIUc21hcnRwdXNoLmdhdGV3YXkudjEiogMKB0NvbW1hbmQSNQoGYWN0aW9uGAEgASgLMiMuc21hcnRwdXNoLmdhdGV3YXkudjEuQWN0aW9uQ29tbWFuZEgAEk4KE3JlcXVlc3RfcGVybWlzc2lvbnMYAiABKAsyLy5zbWFydHB1c2guZ2F0ZXdheS52MS5SZXF1ZXN0UGVybWlzc2lvbnNDb21tYW5kSAASQwoOc21hcnRfYXBwX2RhdGEYAyABKAsyKS5zbWFydHB1c2guZ2F0ZXdheS52MS5TbWFydEFwcERhdGFDb21tYW5kSAASOgoJY2xvc2VfYXBwGAQgASgLMiUuc21hcnRwdXNoLmdhdGV3YXkudjEuQ2xvc2VBcHBDb21tYW5kSAASRgoPcGF5bWVudF9pbnZvaWNlGAUgASgLMisuc21hcnRwdXNoLmdhdGV3YXkudjEuUGF5bWVudEludm9pY2VDb21tYW5kSAASPAoKZG9fbm90aGluZxgGIAEoCzImLnNtYXJ0cHVzaC5nYXRld2F5LnYxLkRvTm90aGluZ0NvbW1hbmRIAEIJCgdjb21tYW5kIj0KDUFjdGlvbkNvbW1hbmQSLAoGYWN0aW9uGAEgASgLMhwuc21hcnRwdXNoLmdhdGV3YXkudjEuQWN0aW9uIlYKGVJlcXVlc3RQZXJtaXNzaW9uc0NvbW1hbmQSOQoLcGVybWlzc2lvbnMYASADKA4yJC5zbWFydHB1c2guZ2F0ZXdheS52MS5QZXJtaXNzaW9uVHlwZSJGChNTbWFydEFwcERhdGFDb21tYW5kEi8KDnNtYXJ0X2FwcF9kYXRhGAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCIRCg9DbG9zZUFwcENvbW1hbmQiSQoVUGF5bWVudEludm9pY2VDb21tYW5kEjAKD3BheW1lbnRfaW52b2ljZRgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiEgoQRG9Ob3RoaW5nQ29tbWFuZCK8AQoGQWN0aW9uEjAKBHRleHQYASABKAsyIC5zbWFydHB1c2guZ2F0ZXdheS52MS5UZXh0QWN0aW9uSAASOQoJZGVlcF9saW5rGAIgASgLMiQuc21hcnRwdXNoLmdhdGV3YXkudjEuRGVlcExpbmtBY3Rpb25IABI7Cg1zZXJ2ZXJfYWN0aW9uGAMgASgLMiIuc21hcnRwdXNoLmdhdGV3YXkudjEuU2VydmVyQWN0aW9uSABCCAoGYWN0aW9uIloKClRleHRBY3Rpb24SDAoEdGV4dBgBIAEoCRIjChZzaG91bGRfc2VuZF90b19iYWNrZW5kGAIgASgISACIAQFCGQoXX3Nob3VsZF9zZW5kX3RvX2JhY2tlbmQiIwoORGVlcExpbmtBY3Rpb24SEQoJZGVlcF9saW5rGAEgASgJIpwBCgxTZXJ2ZXJBY3Rpb24SGQoMbWVzc2FnZV9uYW1lGAEgASgJSAGIAQESJwoEZGF0YRgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RIABIvCgdydW5fYXBwGAMgASgLMhwuc21hcnRwdXNoLmdhdGV3YXkudjEuUnVuQXBwSABCBgoEYm9keUIPCg1fbWVzc2FnZV9uYW1lImEKB0FwcEluZm8SEgoKcHJvamVjdF9pZBgBIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgCIAEoCRIVCg1hcHB2ZXJzaW9uX2lkGAMgASgJEhMKC3N5c3RlbV9uYW1lGAQgASgJIokBCgZSdW5BcHASFgoJYWN0aW9uX2lkGAEgASgJSACIAQESLwoIYXBwX2luZm8YAiABKAsyHS5zbWFydHB1c2guZ2F0ZXdheS52MS5BcHBJbmZvEigKB3BheWxvYWQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0QgwKCl9hY3Rpb25faWQitQEKEVBheURpYWxvZ0ZpbmlzaGVkEkAKDXJlc3BvbnNlX2NvZGUYASABKA4yKS5zbWFydHB1c2guZ2F0ZXdheS52MS5QYXltZW50UmVzcG9uc2VDb2RlEhkKEXJhd19yZXNwb25zZV9jb2RlGAIgASgFEhIKCmludm9pY2VfaWQYAyABKAkSLwoIYXBwX2luZm8YBCABKAsyHS5zbWFydHB1c2guZ2F0ZXdheS52MS5BcHBJbmZvKoUDChNQYXltZW50UmVzcG9uc2VDb2RlEiUKIVBBWU1FTlRfUkVTUE9OU0VfQ09ERV9VTlNQRUNJRklFRBAAEiEKHVBBWU1FTlRfUkVTUE9OU0VfQ09ERV9TVUNDRVNTEAESKgomUEFZTUVOVF9SRVNQT05TRV9DT0RFX1VORVhQRUNURURfRVJST1IQAhIlCiFQQVlNRU5UX1JFU1BPTlNFX0NPREVfVVNFUl9DTE9TRUQQAxIvCitQQVlNRU5UX1JFU1BPTlNFX0NPREVfQU5PVEhFUl9QQVlNRU5UX1NIT1dOEAQSIQodUEFZTUVOVF9SRVNQT05TRV9DT0RFX0VYUElSRUQQBRIiCh5QQVlNRU5UX1JFU1BPTlNFX0NPREVfREVDTElORUQQBhInCiNQQVlNRU5UX1JFU1BPTlNFX0NPREVfU1RBVEVfVU5LTk9XThAHEjAKLFBBWU1FTlRfUkVTUE9OU0VfQ09ERV9VTkFWQUlMQUJMRV9PTl9TVVJGQUNFEAhCQFo+Z2l0aHViLmNvbS9zbWFydHB1c2gtZ2F0ZXdheS9nby9zbWFydHB1c2gvZ2F0ZXdheS92MTtnYXRld2F5djFiBnByb3RvMw", [file_google_protobuf_struct, file_smartpush_gateway_v1_permission]);
+  fileDesc("CiNzbWFydHB1c2gvZ2F0ZXdheS92MS9zbWFydGFwcC5wcm90bxIUc21hcnRwdXNoLmdhdGV3YXkudjEigwUKB0NvbW1hbmQSNQoGYWN0aW9uGAEgASgLMiMuc21hcnRwdXNoLmdhdGV3YXkudjEuQWN0aW9uQ29tbWFuZEgAEk4KE3JlcXVlc3RfcGVybWlzc2lvbnMYAiABKAsyLy5zbWFydHB1c2guZ2F0ZXdheS52MS5SZXF1ZXN0UGVybWlzc2lvbnNDb21tYW5kSAASQwoOc21hcnRfYXBwX2RhdGEYAyABKAsyKS5zbWFydHB1c2guZ2F0ZXdheS52MS5TbWFydEFwcERhdGFDb21tYW5kSAASOgoJY2xvc2VfYXBwGAQgASgLMiUuc21hcnRwdXNoLmdhdGV3YXkudjEuQ2xvc2VBcHBDb21tYW5kSAASRgoPcGF5bWVudF9pbnZvaWNlGAUgASgLMisuc21hcnRwdXNoLmdhdGV3YXkudjEuUGF5bWVudEludm9pY2VDb21tYW5kSAASPAoKZG9fbm90aGluZxgGIAEoCzImLnNtYXJ0cHVzaC5nYXRld2F5LnYxLkRvTm90aGluZ0NvbW1hbmRIABJFCg9zbWFydF9hcHBfZXJyb3IYByABKAsyKi5zbWFydHB1c2guZ2F0ZXdheS52MS5TbWFydEFwcEVycm9yQ29tbWFuZEgAEk8KFHRyYW5zZmVyX3RvX29wZXJhdG9yGAggASgLMi8uc21hcnRwdXNoLmdhdGV3YXkudjEuVHJhbnNmZXJUb09wZXJhdG9yQ29tbWFuZEgAEjMKBW90aGVyGAkgASgLMiIuc21hcnRwdXNoLmdhdGV3YXkudjEuT3RoZXJDb21tYW5kSAASEgoKZXh0cmFfanNvbhgPIAEoCUIJCgdjb21tYW5kIj0KDUFjdGlvbkNvbW1hbmQSLAoGYWN0aW9uGAEgASgLMhwuc21hcnRwdXNoLmdhdGV3YXkudjEuQWN0aW9uIlYKGVJlcXVlc3RQZXJtaXNzaW9uc0NvbW1hbmQSOQoLcGVybWlzc2lvbnMYASADKA4yJC5zbWFydHB1c2guZ2F0ZXdheS52MS5QZXJtaXNzaW9uVHlwZSJjChNTbWFydEFwcERhdGFDb21tYW5kEi8KDnNtYXJ0X2FwcF9kYXRhGAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIbChNzbWFydF9hcHBfZGF0YV9qc29uGAIgASgJIhEKD0Nsb3NlQXBwQ29tbWFuZCJ7ChVQYXltZW50SW52b2ljZUNvbW1hbmQSMAoPcGF5bWVudF9pbnZvaWNlGAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBISCgppbnZvaWNlX2lkGAIgASgJEhwKFHBheW1lbnRfaW52b2ljZV9qc29uGAMgASgJIhIKEERvTm90aGluZ0NvbW1hbmQiTQoUU21hcnRBcHBFcnJvckNvbW1hbmQSDAoEY29kZRgBIAEoBRITCgtkZXNjcmlwdGlvbhgCIAEoCRISCgpleHRyYV9qc29uGAMgASgJImkKGVRyYW5zZmVyVG9PcGVyYXRvckNvbW1hbmQSOAoGYWN0aW9uGAEgASgOMiguc21hcnRwdXNoLmdhdGV3YXkudjEuT3BlcmF0b3JDYXJkQWN0aW9uEhIKCm1lc3NhZ2VfaWQYAiABKAkiHAoMT3RoZXJDb21tYW5kEgwKBHR5cGUYASABKAki4QQKBkFjdGlvbhIwCgR0ZXh0GAEgASgLMiAuc21hcnRwdXNoLmdhdGV3YXkudjEuVGV4dEFjdGlvbkgAEjkKCWRlZXBfbGluaxgCIAEoCzIkLnNtYXJ0cHVzaC5nYXRld2F5LnYxLkRlZXBMaW5rQWN0aW9uSAASOwoNc2VydmVyX2FjdGlvbhgDIAEoCzIiLnNtYXJ0cHVzaC5nYXRld2F5LnYxLlNlcnZlckFjdGlvbkgAEkoKEnNlbmRfY29udGFjdF9waG9uZRgEIAEoCzIsLnNtYXJ0cHVzaC5nYXRld2F5LnYxLlNlbmRDb250YWN0UGhvbmVBY3Rpb25IABJDChNjb3B5X3RleHRfdG9fYnVmZmVyGAUgASgLMiQuc21hcnRwdXNoLmdhdGV3YXkudjEuQ29weVRleHRBY3Rpb25IABJBCg1vcGVuX2tleWJvYXJkGAYgASgLMiguc21hcnRwdXNoLmdhdGV3YXkudjEuT3BlbktleWJvYXJkQWN0aW9uSAASOwoKc2hhcmVfdGV4dBgHIAEoCzIlLnNtYXJ0cHVzaC5nYXRld2F5LnYxLlNoYXJlVGV4dEFjdGlvbkgAEkoKEnN0YXJ0X3NtYXJ0X3NlYXJjaBgIIAEoCzIsLnNtYXJ0cHVzaC5nYXRld2F5LnYxLlN0YXJ0U21hcnRTZWFyY2hBY3Rpb25IABIyCgVvdGhlchgJIAEoCzIhLnNtYXJ0cHVzaC5nYXRld2F5LnYxLk90aGVyQWN0aW9uSAASEgoKZXh0cmFfanNvbhgPIAEoCUIICgZhY3Rpb24iZAoWU2VuZENvbnRhY3RQaG9uZUFjdGlvbhIXCgpjb250YWN0X2lkGAEgASgDSACIAQESFQoIdGVtcGxhdGUYAiABKAlIAYgBAUINCgtfY29udGFjdF9pZEILCglfdGVtcGxhdGUiHgoOQ29weVRleHRBY3Rpb24SDAoEdGV4dBgBIAEoCSIUChJPcGVuS2V5Ym9hcmRBY3Rpb24iHwoPU2hhcmVUZXh0QWN0aW9uEgwKBHRleHQYASABKAkiYwoWU3RhcnRTbWFydFNlYXJjaEFjdGlvbhINCgVxdWVyeRgBIAEoCRIXCgp0aW1lb3V0X21zGAIgASgDSACIAQESEgoKZXh0cmFfanNvbhgDIAEoCUINCgtfdGltZW91dF9tcyIbCgtPdGhlckFjdGlvbhIMCgR0eXBlGAEgASgJIloKClRleHRBY3Rpb24SDAoEdGV4dBgBIAEoCRIjChZzaG91bGRfc2VuZF90b19iYWNrZW5kGAIgASgISACIAQFCGQoXX3Nob3VsZF9zZW5kX3RvX2JhY2tlbmQiIwoORGVlcExpbmtBY3Rpb24SEQoJZGVlcF9saW5rGAEgASgJIuUBCgxTZXJ2ZXJBY3Rpb24SGQoMbWVzc2FnZV9uYW1lGAEgASgJSAGIAQESJwoEZGF0YRgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RIABIvCgdydW5fYXBwGAMgASgLMhwuc21hcnRwdXNoLmdhdGV3YXkudjEuUnVuQXBwSAASNAoEbW9kZRgEIAEoDjImLnNtYXJ0cHVzaC5nYXRld2F5LnYxLlNlcnZlckFjdGlvbk1vZGUSEQoJZGF0YV9qc29uGAUgASgJQgYKBGJvZHlCDwoNX21lc3NhZ2VfbmFtZSLcAQoHQXBwSW5mbxISCgpwcm9qZWN0X2lkGAEgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAIgASgJEhUKDWFwcHZlcnNpb25faWQYAyABKAkSEwoLc3lzdGVtX25hbWUYBCABKAkSFQoNZnJvbnRlbmRfdHlwZRgFIAEoCRIZChFmcm9udGVuZF9lbmRwb2ludBgGIAEoCRIZChFmcm9udGVuZF9zdGF0ZV9pZBgHIAEoCRIYChBhZmZpbGlhdGlvbl90eXBlGAggASgJEhIKCmV4dHJhX2pzb24YCSABKAkiswEKBlJ1bkFwcBIWCglhY3Rpb25faWQYASABKAlIAIgBARIvCghhcHBfaW5mbxgCIAEoCzIdLnNtYXJ0cHVzaC5nYXRld2F5LnYxLkFwcEluZm8SKAoHcGF5bG9hZBgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSFAoMcGF5bG9hZF9qc29uGAQgASgJEhIKCmV4dHJhX2pzb24YBSABKAlCDAoKX2FjdGlvbl9pZCK1AQoRUGF5RGlhbG9nRmluaXNoZWQSQAoNcmVzcG9uc2VfY29kZRgBIAEoDjIpLnNtYXJ0cHVzaC5nYXRld2F5LnYxLlBheW1lbnRSZXNwb25zZUNvZGUSGQoRcmF3X3Jlc3BvbnNlX2NvZGUYAiABKAUSEgoKaW52b2ljZV9pZBgDIAEoCRIvCghhcHBfaW5mbxgEIAEoCzIdLnNtYXJ0cHVzaC5nYXRld2F5LnYxLkFwcEluZm8iowEKD1Blcm1pc3Npb25TdGF0ZRIyCgR0eXBlGAEgASgOMiQuc21hcnRwdXNoLmdhdGV3YXkudjEuUGVybWlzc2lvblR5cGUSNgoGc3RhdHVzGAIgASgOMiYuc21hcnRwdXNoLmdhdGV3YXkudjEuUGVybWlzc2lvblN0YXR1cxIQCghyYXdfdHlwZRgDIAEoCRISCgpyYXdfc3RhdHVzGAQgASgJKoUBChJPcGVyYXRvckNhcmRBY3Rpb24SJAogT1BFUkFUT1JfQ0FSRF9BQ1RJT05fVU5TUEVDSUZJRUQQABIiCh5PUEVSQVRPUl9DQVJEX0FDVElPTl9PUEVOX0NIQVQQARIlCiFPUEVSQVRPUl9DQVJEX0FDVElPTl9DTE9TRV9XSURHRVQQAip8ChBTZXJ2ZXJBY3Rpb25Nb2RlEiIKHlNFUlZFUl9BQ1RJT05fTU9ERV9VTlNQRUNJRklFRBAAEiEKHVNFUlZFUl9BQ1RJT05fTU9ERV9CQUNLR1JPVU5EEAESIQodU0VSVkVSX0FDVElPTl9NT0RFX0ZPUkVHUk9VTkQQAiqFAwoTUGF5bWVudFJlc3BvbnNlQ29kZRIlCiFQQVlNRU5UX1JFU1BPTlNFX0NPREVfVU5TUEVDSUZJRUQQABIhCh1QQVlNRU5UX1JFU1BPTlNFX0NPREVfU1VDQ0VTUxABEioKJlBBWU1FTlRfUkVTUE9OU0VfQ09ERV9VTkVYUEVDVEVEX0VSUk9SEAISJQohUEFZTUVOVF9SRVNQT05TRV9DT0RFX1VTRVJfQ0xPU0VEEAMSLworUEFZTUVOVF9SRVNQT05TRV9DT0RFX0FOT1RIRVJfUEFZTUVOVF9TSE9XThAEEiEKHVBBWU1FTlRfUkVTUE9OU0VfQ09ERV9FWFBJUkVEEAUSIgoeUEFZTUVOVF9SRVNQT05TRV9DT0RFX0RFQ0xJTkVEEAYSJwojUEFZTUVOVF9SRVNQT05TRV9DT0RFX1NUQVRFX1VOS05PV04QBxIwCixQQVlNRU5UX1JFU1BPTlNFX0NPREVfVU5BVkFJTEFCTEVfT05fU1VSRkFDRRAIKqEBChBQZXJtaXNzaW9uU3RhdHVzEiEKHVBFUk1JU1NJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHQoZUEVSTUlTU0lPTl9TVEFUVVNfR1JBTlRFRBABEiEKHVBFUk1JU1NJT05fU1RBVFVTX0RFTklFRF9PTkNFEAISKAokUEVSTUlTU0lPTl9TVEFUVVNfREVOSUVEX1BFUk1BTkVOVExZEANCQFo+Z2l0aHViLmNvbS9zbWFydHB1c2gtZ2F0ZXdheS9nby9zbWFydHB1c2gvZ2F0ZXdheS92MTtnYXRld2F5djFiBnByb3RvMw", [file_google_protobuf_struct, file_smartpush_gateway_v1_permission]);
 
 /**
  * A command in `ANSWER_TO_USER.payload.items`.
@@ -74,7 +74,39 @@ export type Command = Message<"smartpush.gateway.v1.Command"> & {
      */
     value: DoNothingCommand;
     case: "doNothing";
+  } | {
+    /**
+     * `{"type": "smart_app_error", "smart_app_error": {...}}`.
+     *
+     * @generated from field: smartpush.gateway.v1.SmartAppErrorCommand smart_app_error = 7;
+     */
+    value: SmartAppErrorCommand;
+    case: "smartAppError";
+  } | {
+    /**
+     * `{"type": "transfer_to_operator_action", "action": ..., "message_id": ...}`.
+     *
+     * @generated from field: smartpush.gateway.v1.TransferToOperatorCommand transfer_to_operator = 8;
+     */
+    value: TransferToOperatorCommand;
+    case: "transferToOperator";
+  } | {
+    /**
+     * A command type this contract does not model (request_contacts, ...):
+     * its `type`; every other key is in extra_json.
+     *
+     * @generated from field: smartpush.gateway.v1.OtherCommand other = 9;
+     */
+    value: OtherCommand;
+    case: "other";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * Keys of the command object beside the ones modelled above, as a JSON object text.
+   *
+   * @generated from field: string extra_json = 15;
+   */
+  extraJson: string;
 };
 
 /**
@@ -133,11 +165,18 @@ export const RequestPermissionsCommandSchema: GenMessage<RequestPermissionsComma
  */
 export type SmartAppDataCommand = Message<"smartpush.gateway.v1.SmartAppDataCommand"> & {
   /**
-   * The data, passed through as is.
+   * A Struct view of the data when it is a JSON object (numbers as doubles).
    *
    * @generated from field: google.protobuf.Struct smart_app_data = 1;
    */
   smartAppData?: JsonObject | undefined;
+
+  /**
+   * The data as exact JSON text (any JSON value); wins over the Struct when set.
+   *
+   * @generated from field: string smart_app_data_json = 2;
+   */
+  smartAppDataJson: string;
 };
 
 /**
@@ -169,11 +208,25 @@ export const CloseAppCommandSchema: GenMessage<CloseAppCommand> = /*@__PURE__*/
  */
 export type PaymentInvoiceCommand = Message<"smartpush.gateway.v1.PaymentInvoiceCommand"> & {
   /**
-   * The invoice object, passed through as is.
+   * A Struct view of the `payment_invoice` object (numbers as doubles).
    *
    * @generated from field: google.protobuf.Struct payment_invoice = 1;
    */
   paymentInvoice?: JsonObject | undefined;
+
+  /**
+   * `payment_invoice.invoice_id`. Required on encode (here or in the object).
+   *
+   * @generated from field: string invoice_id = 2;
+   */
+  invoiceId: string;
+
+  /**
+   * The `payment_invoice` object as exact JSON text; wins over the Struct when set.
+   *
+   * @generated from field: string payment_invoice_json = 3;
+   */
+  paymentInvoiceJson: string;
 };
 
 /**
@@ -197,6 +250,90 @@ export type DoNothingCommand = Message<"smartpush.gateway.v1.DoNothingCommand"> 
  */
 export const DoNothingCommandSchema: GenMessage<DoNothingCommand> = /*@__PURE__*/
   messageDesc(file_smartpush_gateway_v1_smartapp, 6);
+
+/**
+ * Passes an error to the Canvas App.
+ *
+ * @generated from message smartpush.gateway.v1.SmartAppErrorCommand
+ */
+export type SmartAppErrorCommand = Message<"smartpush.gateway.v1.SmartAppErrorCommand"> & {
+  /**
+   * `smart_app_error.code`.
+   *
+   * @generated from field: int32 code = 1;
+   */
+  code: number;
+
+  /**
+   * `smart_app_error.description`.
+   *
+   * @generated from field: string description = 2;
+   */
+  description: string;
+
+  /**
+   * Keys of the `smart_app_error` object beside code and description, as a JSON object text.
+   *
+   * @generated from field: string extra_json = 3;
+   */
+  extraJson: string;
+};
+
+/**
+ * Describes the message smartpush.gateway.v1.SmartAppErrorCommand.
+ * Use `create(SmartAppErrorCommandSchema)` to create a new message.
+ */
+export const SmartAppErrorCommandSchema: GenMessage<SmartAppErrorCommand> = /*@__PURE__*/
+  messageDesc(file_smartpush_gateway_v1_smartapp, 7);
+
+/**
+ * Changes the state of an operator card.
+ *
+ * @generated from message smartpush.gateway.v1.TransferToOperatorCommand
+ */
+export type TransferToOperatorCommand = Message<"smartpush.gateway.v1.TransferToOperatorCommand"> & {
+  /**
+   * `action`. Required.
+   *
+   * @generated from field: smartpush.gateway.v1.OperatorCardAction action = 1;
+   */
+  action: OperatorCardAction;
+
+  /**
+   * `message_id`: the card's message id. Required.
+   *
+   * @generated from field: string message_id = 2;
+   */
+  messageId: string;
+};
+
+/**
+ * Describes the message smartpush.gateway.v1.TransferToOperatorCommand.
+ * Use `create(TransferToOperatorCommandSchema)` to create a new message.
+ */
+export const TransferToOperatorCommandSchema: GenMessage<TransferToOperatorCommand> = /*@__PURE__*/
+  messageDesc(file_smartpush_gateway_v1_smartapp, 8);
+
+/**
+ * A command whose type this contract does not model.
+ *
+ * @generated from message smartpush.gateway.v1.OtherCommand
+ */
+export type OtherCommand = Message<"smartpush.gateway.v1.OtherCommand"> & {
+  /**
+   * The wire `type`. Required; must not be a modelled type.
+   *
+   * @generated from field: string type = 1;
+   */
+  type: string;
+};
+
+/**
+ * Describes the message smartpush.gateway.v1.OtherCommand.
+ * Use `create(OtherCommandSchema)` to create a new message.
+ */
+export const OtherCommandSchema: GenMessage<OtherCommand> = /*@__PURE__*/
+  messageDesc(file_smartpush_gateway_v1_smartapp, 9);
 
 /**
  * An action in suggestions, cards and commands.
@@ -233,7 +370,63 @@ export type Action = Message<"smartpush.gateway.v1.Action"> & {
      */
     value: ServerAction;
     case: "serverAction";
+  } | {
+    /**
+     * `{"type": "send_contact_phone", ...}`.
+     *
+     * @generated from field: smartpush.gateway.v1.SendContactPhoneAction send_contact_phone = 4;
+     */
+    value: SendContactPhoneAction;
+    case: "sendContactPhone";
+  } | {
+    /**
+     * `{"type": "copy_text_to_buffer", "text": ...}`.
+     *
+     * @generated from field: smartpush.gateway.v1.CopyTextAction copy_text_to_buffer = 5;
+     */
+    value: CopyTextAction;
+    case: "copyTextToBuffer";
+  } | {
+    /**
+     * `{"type": "open_keyboard"}`.
+     *
+     * @generated from field: smartpush.gateway.v1.OpenKeyboardAction open_keyboard = 6;
+     */
+    value: OpenKeyboardAction;
+    case: "openKeyboard";
+  } | {
+    /**
+     * `{"type": "share_text", "text": ...}`.
+     *
+     * @generated from field: smartpush.gateway.v1.ShareTextAction share_text = 7;
+     */
+    value: ShareTextAction;
+    case: "shareText";
+  } | {
+    /**
+     * `{"type": "start_smart_search", "start_smart_search": {...}}`.
+     *
+     * @generated from field: smartpush.gateway.v1.StartSmartSearchAction start_smart_search = 8;
+     */
+    value: StartSmartSearchAction;
+    case: "startSmartSearch";
+  } | {
+    /**
+     * An action type this contract does not model (smartapp_text, ...): its
+     * `type`; every other key is in extra_json.
+     *
+     * @generated from field: smartpush.gateway.v1.OtherAction other = 9;
+     */
+    value: OtherAction;
+    case: "other";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * Keys of the action object beside the ones modelled above, as a JSON object text.
+   *
+   * @generated from field: string extra_json = 15;
+   */
+  extraJson: string;
 };
 
 /**
@@ -241,7 +434,148 @@ export type Action = Message<"smartpush.gateway.v1.Action"> & {
  * Use `create(ActionSchema)` to create a new message.
  */
 export const ActionSchema: GenMessage<Action> = /*@__PURE__*/
-  messageDesc(file_smartpush_gateway_v1_smartapp, 7);
+  messageDesc(file_smartpush_gateway_v1_smartapp, 10);
+
+/**
+ * Sends the phone number of a contact.
+ *
+ * @generated from message smartpush.gateway.v1.SendContactPhoneAction
+ */
+export type SendContactPhoneAction = Message<"smartpush.gateway.v1.SendContactPhoneAction"> & {
+  /**
+   * `send_contact_phone`: the contact id. Required.
+   *
+   * @generated from field: optional int64 contact_id = 1;
+   */
+  contactId?: bigint | undefined;
+
+  /**
+   * `template`: may hold `[[placeholder]]`, replaced by the phone number.
+   *
+   * @generated from field: optional string template = 2;
+   */
+  template?: string | undefined;
+};
+
+/**
+ * Describes the message smartpush.gateway.v1.SendContactPhoneAction.
+ * Use `create(SendContactPhoneActionSchema)` to create a new message.
+ */
+export const SendContactPhoneActionSchema: GenMessage<SendContactPhoneAction> = /*@__PURE__*/
+  messageDesc(file_smartpush_gateway_v1_smartapp, 11);
+
+/**
+ * Copies text to the clipboard.
+ *
+ * @generated from message smartpush.gateway.v1.CopyTextAction
+ */
+export type CopyTextAction = Message<"smartpush.gateway.v1.CopyTextAction"> & {
+  /**
+   * The text. Required.
+   *
+   * @generated from field: string text = 1;
+   */
+  text: string;
+};
+
+/**
+ * Describes the message smartpush.gateway.v1.CopyTextAction.
+ * Use `create(CopyTextActionSchema)` to create a new message.
+ */
+export const CopyTextActionSchema: GenMessage<CopyTextAction> = /*@__PURE__*/
+  messageDesc(file_smartpush_gateway_v1_smartapp, 12);
+
+/**
+ * Opens the keyboard.
+ *
+ * @generated from message smartpush.gateway.v1.OpenKeyboardAction
+ */
+export type OpenKeyboardAction = Message<"smartpush.gateway.v1.OpenKeyboardAction"> & {
+};
+
+/**
+ * Describes the message smartpush.gateway.v1.OpenKeyboardAction.
+ * Use `create(OpenKeyboardActionSchema)` to create a new message.
+ */
+export const OpenKeyboardActionSchema: GenMessage<OpenKeyboardAction> = /*@__PURE__*/
+  messageDesc(file_smartpush_gateway_v1_smartapp, 13);
+
+/**
+ * Shares text.
+ *
+ * @generated from message smartpush.gateway.v1.ShareTextAction
+ */
+export type ShareTextAction = Message<"smartpush.gateway.v1.ShareTextAction"> & {
+  /**
+   * The text. Required.
+   *
+   * @generated from field: string text = 1;
+   */
+  text: string;
+};
+
+/**
+ * Describes the message smartpush.gateway.v1.ShareTextAction.
+ * Use `create(ShareTextActionSchema)` to create a new message.
+ */
+export const ShareTextActionSchema: GenMessage<ShareTextAction> = /*@__PURE__*/
+  messageDesc(file_smartpush_gateway_v1_smartapp, 14);
+
+/**
+ * Starts a smart search.
+ *
+ * @generated from message smartpush.gateway.v1.StartSmartSearchAction
+ */
+export type StartSmartSearchAction = Message<"smartpush.gateway.v1.StartSmartSearchAction"> & {
+  /**
+   * `start_smart_search.query`. Required.
+   *
+   * @generated from field: string query = 1;
+   */
+  query: string;
+
+  /**
+   * `start_smart_search.timeoutMS`.
+   *
+   * @generated from field: optional int64 timeout_ms = 2;
+   */
+  timeoutMs?: bigint | undefined;
+
+  /**
+   * Keys of the `start_smart_search` object beside query and timeoutMS, as a JSON object text.
+   *
+   * @generated from field: string extra_json = 3;
+   */
+  extraJson: string;
+};
+
+/**
+ * Describes the message smartpush.gateway.v1.StartSmartSearchAction.
+ * Use `create(StartSmartSearchActionSchema)` to create a new message.
+ */
+export const StartSmartSearchActionSchema: GenMessage<StartSmartSearchAction> = /*@__PURE__*/
+  messageDesc(file_smartpush_gateway_v1_smartapp, 15);
+
+/**
+ * An action whose type this contract does not model.
+ *
+ * @generated from message smartpush.gateway.v1.OtherAction
+ */
+export type OtherAction = Message<"smartpush.gateway.v1.OtherAction"> & {
+  /**
+   * The wire `type`. Required; must not be a modelled type.
+   *
+   * @generated from field: string type = 1;
+   */
+  type: string;
+};
+
+/**
+ * Describes the message smartpush.gateway.v1.OtherAction.
+ * Use `create(OtherActionSchema)` to create a new message.
+ */
+export const OtherActionSchema: GenMessage<OtherAction> = /*@__PURE__*/
+  messageDesc(file_smartpush_gateway_v1_smartapp, 16);
 
 /**
  * Sends a message on the user's behalf.
@@ -269,7 +603,7 @@ export type TextAction = Message<"smartpush.gateway.v1.TextAction"> & {
  * Use `create(TextActionSchema)` to create a new message.
  */
 export const TextActionSchema: GenMessage<TextAction> = /*@__PURE__*/
-  messageDesc(file_smartpush_gateway_v1_smartapp, 8);
+  messageDesc(file_smartpush_gateway_v1_smartapp, 17);
 
 /**
  * Opens a deeplink (mobile app and SberPortal only).
@@ -290,7 +624,7 @@ export type DeepLinkAction = Message<"smartpush.gateway.v1.DeepLinkAction"> & {
  * Use `create(DeepLinkActionSchema)` to create a new message.
  */
 export const DeepLinkActionSchema: GenMessage<DeepLinkAction> = /*@__PURE__*/
-  messageDesc(file_smartpush_gateway_v1_smartapp, 9);
+  messageDesc(file_smartpush_gateway_v1_smartapp, 18);
 
 /**
  * A message for the smartapp backend, or a RUN_APP launch of another smartapp.
@@ -328,6 +662,21 @@ export type ServerAction = Message<"smartpush.gateway.v1.ServerAction"> & {
     value: RunApp;
     case: "runApp";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * `mode`.
+   *
+   * @generated from field: smartpush.gateway.v1.ServerActionMode mode = 4;
+   */
+  mode: ServerActionMode;
+
+  /**
+   * The `server_action` object as exact JSON text, when the body is `data`;
+   * wins over the Struct when set.
+   *
+   * @generated from field: string data_json = 5;
+   */
+  dataJson: string;
 };
 
 /**
@@ -335,7 +684,7 @@ export type ServerAction = Message<"smartpush.gateway.v1.ServerAction"> & {
  * Use `create(ServerActionSchema)` to create a new message.
  */
 export const ServerActionSchema: GenMessage<ServerAction> = /*@__PURE__*/
-  messageDesc(file_smartpush_gateway_v1_smartapp, 10);
+  messageDesc(file_smartpush_gateway_v1_smartapp, 19);
 
 /**
  * The smartapp identifiers of `app_info` (camelCase on the wire).
@@ -370,6 +719,41 @@ export type AppInfo = Message<"smartpush.gateway.v1.AppInfo"> & {
    * @generated from field: string system_name = 4;
    */
   systemName: string;
+
+  /**
+   * `frontendType`: DIALOG, WEB_APP, APK, CHAT_APP or EMBEDDED_APP.
+   *
+   * @generated from field: string frontend_type = 5;
+   */
+  frontendType: string;
+
+  /**
+   * `frontendEndpoint`: the Canvas App URL.
+   *
+   * @generated from field: string frontend_endpoint = 6;
+   */
+  frontendEndpoint: string;
+
+  /**
+   * `frontendStateId`: projectId, applicationId and appversionId joined.
+   *
+   * @generated from field: string frontend_state_id = 7;
+   */
+  frontendStateId: string;
+
+  /**
+   * `affiliationType`: INTERNAL, BANKING, ECOSYSTEM, EXTERNAL or PARTNERSHIP.
+   *
+   * @generated from field: string affiliation_type = 8;
+   */
+  affiliationType: string;
+
+  /**
+   * Keys beside the ones above (appearance, canvasType, ...), as a JSON object text.
+   *
+   * @generated from field: string extra_json = 9;
+   */
+  extraJson: string;
 };
 
 /**
@@ -377,7 +761,7 @@ export type AppInfo = Message<"smartpush.gateway.v1.AppInfo"> & {
  * Use `create(AppInfoSchema)` to create a new message.
  */
 export const AppInfoSchema: GenMessage<AppInfo> = /*@__PURE__*/
-  messageDesc(file_smartpush_gateway_v1_smartapp, 11);
+  messageDesc(file_smartpush_gateway_v1_smartapp, 20);
 
 /**
  * The `server_action` of a RUN_APP action.
@@ -400,11 +784,25 @@ export type RunApp = Message<"smartpush.gateway.v1.RunApp"> & {
   appInfo?: AppInfo | undefined;
 
   /**
-   * Optional parameters for the launched smartapp.
+   * A Struct view of `payload`, optional parameters for the launched smartapp.
    *
    * @generated from field: google.protobuf.Struct payload = 3;
    */
   payload?: JsonObject | undefined;
+
+  /**
+   * `payload` as exact JSON text; wins over the Struct when set.
+   *
+   * @generated from field: string payload_json = 4;
+   */
+  payloadJson: string;
+
+  /**
+   * Keys of the `server_action` object beside action_id, app_info and payload, as a JSON object text.
+   *
+   * @generated from field: string extra_json = 5;
+   */
+  extraJson: string;
 };
 
 /**
@@ -412,7 +810,7 @@ export type RunApp = Message<"smartpush.gateway.v1.RunApp"> & {
  * Use `create(RunAppSchema)` to create a new message.
  */
 export const RunAppSchema: GenMessage<RunApp> = /*@__PURE__*/
-  messageDesc(file_smartpush_gateway_v1_smartapp, 12);
+  messageDesc(file_smartpush_gateway_v1_smartapp, 21);
 
 /**
  * The `server_action` the assistant sends when a payment dialog ends
@@ -455,7 +853,117 @@ export type PayDialogFinished = Message<"smartpush.gateway.v1.PayDialogFinished"
  * Use `create(PayDialogFinishedSchema)` to create a new message.
  */
 export const PayDialogFinishedSchema: GenMessage<PayDialogFinished> = /*@__PURE__*/
-  messageDesc(file_smartpush_gateway_v1_smartapp, 13);
+  messageDesc(file_smartpush_gateway_v1_smartapp, 22);
+
+/**
+ * One entry of `payload.meta.permissions`.
+ *
+ * @generated from message smartpush.gateway.v1.PermissionState
+ */
+export type PermissionState = Message<"smartpush.gateway.v1.PermissionState"> & {
+  /**
+   * `type`, typed; UNSPECIFIED for a type this contract does not model.
+   *
+   * @generated from field: smartpush.gateway.v1.PermissionType type = 1;
+   */
+  type: PermissionType;
+
+  /**
+   * `status`, typed.
+   *
+   * @generated from field: smartpush.gateway.v1.PermissionStatus status = 2;
+   */
+  status: PermissionStatus;
+
+  /**
+   * The wire `type`.
+   *
+   * @generated from field: string raw_type = 3;
+   */
+  rawType: string;
+
+  /**
+   * The wire `status`.
+   *
+   * @generated from field: string raw_status = 4;
+   */
+  rawStatus: string;
+};
+
+/**
+ * Describes the message smartpush.gateway.v1.PermissionState.
+ * Use `create(PermissionStateSchema)` to create a new message.
+ */
+export const PermissionStateSchema: GenMessage<PermissionState> = /*@__PURE__*/
+  messageDesc(file_smartpush_gateway_v1_smartapp, 23);
+
+/**
+ * What a transfer_to_operator_action command does to the operator card.
+ *
+ * @generated from enum smartpush.gateway.v1.OperatorCardAction
+ */
+export enum OperatorCardAction {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: OPERATOR_CARD_ACTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * `open_chat`.
+   *
+   * @generated from enum value: OPERATOR_CARD_ACTION_OPEN_CHAT = 1;
+   */
+  OPEN_CHAT = 1,
+
+  /**
+   * `close_widget`.
+   *
+   * @generated from enum value: OPERATOR_CARD_ACTION_CLOSE_WIDGET = 2;
+   */
+  CLOSE_WIDGET = 2,
+}
+
+/**
+ * Describes the enum smartpush.gateway.v1.OperatorCardAction.
+ */
+export const OperatorCardActionSchema: GenEnum<OperatorCardAction> = /*@__PURE__*/
+  enumDesc(file_smartpush_gateway_v1_smartapp, 0);
+
+/**
+ * How a server action may affect the UI.
+ *
+ * @generated from enum smartpush.gateway.v1.ServerActionMode
+ */
+export enum ServerActionMode {
+  /**
+   * Not set (absent on the wire).
+   *
+   * @generated from enum value: SERVER_ACTION_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * `background`: must not change the UI (no voice, suggestions or new screen).
+   *
+   * @generated from enum value: SERVER_ACTION_MODE_BACKGROUND = 1;
+   */
+  BACKGROUND = 1,
+
+  /**
+   * `foreground`.
+   *
+   * @generated from enum value: SERVER_ACTION_MODE_FOREGROUND = 2;
+   */
+  FOREGROUND = 2,
+}
+
+/**
+ * Describes the enum smartpush.gateway.v1.ServerActionMode.
+ */
+export const ServerActionModeSchema: GenEnum<ServerActionMode> = /*@__PURE__*/
+  enumDesc(file_smartpush_gateway_v1_smartapp, 1);
 
 /**
  * The payment outcome of PAY_DIALOG_FINISHED. The wire `response_code` is the
@@ -532,5 +1040,46 @@ export enum PaymentResponseCode {
  * Describes the enum smartpush.gateway.v1.PaymentResponseCode.
  */
 export const PaymentResponseCodeSchema: GenEnum<PaymentResponseCode> = /*@__PURE__*/
-  enumDesc(file_smartpush_gateway_v1_smartapp, 0);
+  enumDesc(file_smartpush_gateway_v1_smartapp, 2);
+
+/**
+ * The status of a device permission in `payload.meta.permissions`.
+ *
+ * @generated from enum smartpush.gateway.v1.PermissionStatus
+ */
+export enum PermissionStatus {
+  /**
+   * Not set, or a status this contract does not model (see raw_status).
+   *
+   * @generated from enum value: PERMISSION_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * `granted`.
+   *
+   * @generated from enum value: PERMISSION_STATUS_GRANTED = 1;
+   */
+  GRANTED = 1,
+
+  /**
+   * `denied_once`: the user may be asked again.
+   *
+   * @generated from enum value: PERMISSION_STATUS_DENIED_ONCE = 2;
+   */
+  DENIED_ONCE = 2,
+
+  /**
+   * `denied_permanently`: asking again shows nothing.
+   *
+   * @generated from enum value: PERMISSION_STATUS_DENIED_PERMANENTLY = 3;
+   */
+  DENIED_PERMANENTLY = 3,
+}
+
+/**
+ * Describes the enum smartpush.gateway.v1.PermissionStatus.
+ */
+export const PermissionStatusSchema: GenEnum<PermissionStatus> = /*@__PURE__*/
+  enumDesc(file_smartpush_gateway_v1_smartapp, 3);
 

@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Action, Command, PayDialogFinished } from "./smartapp_pb.js";
+import type { Action, Command, PayDialogFinished, PermissionState } from "./smartapp_pb.js";
 import { file_smartpush_gateway_v1_smartapp } from "./smartapp_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file smartpush/gateway/v1/smartapp_service.proto.
  */
 export const file_smartpush_gateway_v1_smartapp_service: GenFile = /*@__PURE__*/
-  fileDesc("CitzbWFydHB1c2gvZ2F0ZXdheS92MS9zbWFydGFwcF9zZXJ2aWNlLnByb3RvEhRzbWFydHB1c2guZ2F0ZXdheS52MSJGChRFbmNvZGVDb21tYW5kUmVxdWVzdBIuCgdjb21tYW5kGAEgASgLMh0uc21hcnRwdXNoLmdhdGV3YXkudjEuQ29tbWFuZCIlChVFbmNvZGVDb21tYW5kUmVzcG9uc2USDAoEanNvbhgBIAEoCSIkChREZWNvZGVDb21tYW5kUmVxdWVzdBIMCgRqc29uGAEgASgJIkcKFURlY29kZUNvbW1hbmRSZXNwb25zZRIuCgdjb21tYW5kGAEgASgLMh0uc21hcnRwdXNoLmdhdGV3YXkudjEuQ29tbWFuZCJDChNFbmNvZGVBY3Rpb25SZXF1ZXN0EiwKBmFjdGlvbhgBIAEoCzIcLnNtYXJ0cHVzaC5nYXRld2F5LnYxLkFjdGlvbiIkChRFbmNvZGVBY3Rpb25SZXNwb25zZRIMCgRqc29uGAEgASgJIiMKE0RlY29kZUFjdGlvblJlcXVlc3QSDAoEanNvbhgBIAEoCSJEChREZWNvZGVBY3Rpb25SZXNwb25zZRIsCgZhY3Rpb24YASABKAsyHC5zbWFydHB1c2guZ2F0ZXdheS52MS5BY3Rpb24iLgoeRGVjb2RlUGF5RGlhbG9nRmluaXNoZWRSZXF1ZXN0EgwKBGpzb24YASABKAkiWgofRGVjb2RlUGF5RGlhbG9nRmluaXNoZWRSZXNwb25zZRI3CgZyZXN1bHQYASABKAsyJy5zbWFydHB1c2guZ2F0ZXdheS52MS5QYXlEaWFsb2dGaW5pc2hlZDK8BAoPU21hcnRBcHBTZXJ2aWNlEmgKDUVuY29kZUNvbW1hbmQSKi5zbWFydHB1c2guZ2F0ZXdheS52MS5FbmNvZGVDb21tYW5kUmVxdWVzdBorLnNtYXJ0cHVzaC5nYXRld2F5LnYxLkVuY29kZUNvbW1hbmRSZXNwb25zZRJoCg1EZWNvZGVDb21tYW5kEiouc21hcnRwdXNoLmdhdGV3YXkudjEuRGVjb2RlQ29tbWFuZFJlcXVlc3QaKy5zbWFydHB1c2guZ2F0ZXdheS52MS5EZWNvZGVDb21tYW5kUmVzcG9uc2USZQoMRW5jb2RlQWN0aW9uEikuc21hcnRwdXNoLmdhdGV3YXkudjEuRW5jb2RlQWN0aW9uUmVxdWVzdBoqLnNtYXJ0cHVzaC5nYXRld2F5LnYxLkVuY29kZUFjdGlvblJlc3BvbnNlEmUKDERlY29kZUFjdGlvbhIpLnNtYXJ0cHVzaC5nYXRld2F5LnYxLkRlY29kZUFjdGlvblJlcXVlc3QaKi5zbWFydHB1c2guZ2F0ZXdheS52MS5EZWNvZGVBY3Rpb25SZXNwb25zZRKGAQoXRGVjb2RlUGF5RGlhbG9nRmluaXNoZWQSNC5zbWFydHB1c2guZ2F0ZXdheS52MS5EZWNvZGVQYXlEaWFsb2dGaW5pc2hlZFJlcXVlc3QaNS5zbWFydHB1c2guZ2F0ZXdheS52MS5EZWNvZGVQYXlEaWFsb2dGaW5pc2hlZFJlc3BvbnNlQkBaPmdpdGh1Yi5jb20vc21hcnRwdXNoLWdhdGV3YXkvZ28vc21hcnRwdXNoL2dhdGV3YXkvdjE7Z2F0ZXdheXYxYgZwcm90bzM", [file_smartpush_gateway_v1_smartapp]);
+  fileDesc("CitzbWFydHB1c2gvZ2F0ZXdheS92MS9zbWFydGFwcF9zZXJ2aWNlLnByb3RvEhRzbWFydHB1c2guZ2F0ZXdheS52MSJGChRFbmNvZGVDb21tYW5kUmVxdWVzdBIuCgdjb21tYW5kGAEgASgLMh0uc21hcnRwdXNoLmdhdGV3YXkudjEuQ29tbWFuZCIlChVFbmNvZGVDb21tYW5kUmVzcG9uc2USDAoEanNvbhgBIAEoCSIkChREZWNvZGVDb21tYW5kUmVxdWVzdBIMCgRqc29uGAEgASgJIkcKFURlY29kZUNvbW1hbmRSZXNwb25zZRIuCgdjb21tYW5kGAEgASgLMh0uc21hcnRwdXNoLmdhdGV3YXkudjEuQ29tbWFuZCJDChNFbmNvZGVBY3Rpb25SZXF1ZXN0EiwKBmFjdGlvbhgBIAEoCzIcLnNtYXJ0cHVzaC5nYXRld2F5LnYxLkFjdGlvbiIkChRFbmNvZGVBY3Rpb25SZXNwb25zZRIMCgRqc29uGAEgASgJIiMKE0RlY29kZUFjdGlvblJlcXVlc3QSDAoEanNvbhgBIAEoCSJEChREZWNvZGVBY3Rpb25SZXNwb25zZRIsCgZhY3Rpb24YASABKAsyHC5zbWFydHB1c2guZ2F0ZXdheS52MS5BY3Rpb24iLgoeRGVjb2RlUGF5RGlhbG9nRmluaXNoZWRSZXF1ZXN0EgwKBGpzb24YASABKAkiWgofRGVjb2RlUGF5RGlhbG9nRmluaXNoZWRSZXNwb25zZRI3CgZyZXN1bHQYASABKAsyJy5zbWFydHB1c2guZ2F0ZXdheS52MS5QYXlEaWFsb2dGaW5pc2hlZCItCh1EZWNvZGVQZXJtaXNzaW9uU3RhdGVzUmVxdWVzdBIMCgRqc29uGAEgASgJIlwKHkRlY29kZVBlcm1pc3Npb25TdGF0ZXNSZXNwb25zZRI6CgtwZXJtaXNzaW9ucxgBIAMoCzIlLnNtYXJ0cHVzaC5nYXRld2F5LnYxLlBlcm1pc3Npb25TdGF0ZTLCBQoPU21hcnRBcHBTZXJ2aWNlEmgKDUVuY29kZUNvbW1hbmQSKi5zbWFydHB1c2guZ2F0ZXdheS52MS5FbmNvZGVDb21tYW5kUmVxdWVzdBorLnNtYXJ0cHVzaC5nYXRld2F5LnYxLkVuY29kZUNvbW1hbmRSZXNwb25zZRJoCg1EZWNvZGVDb21tYW5kEiouc21hcnRwdXNoLmdhdGV3YXkudjEuRGVjb2RlQ29tbWFuZFJlcXVlc3QaKy5zbWFydHB1c2guZ2F0ZXdheS52MS5EZWNvZGVDb21tYW5kUmVzcG9uc2USZQoMRW5jb2RlQWN0aW9uEikuc21hcnRwdXNoLmdhdGV3YXkudjEuRW5jb2RlQWN0aW9uUmVxdWVzdBoqLnNtYXJ0cHVzaC5nYXRld2F5LnYxLkVuY29kZUFjdGlvblJlc3BvbnNlEmUKDERlY29kZUFjdGlvbhIpLnNtYXJ0cHVzaC5nYXRld2F5LnYxLkRlY29kZUFjdGlvblJlcXVlc3QaKi5zbWFydHB1c2guZ2F0ZXdheS52MS5EZWNvZGVBY3Rpb25SZXNwb25zZRKGAQoXRGVjb2RlUGF5RGlhbG9nRmluaXNoZWQSNC5zbWFydHB1c2guZ2F0ZXdheS52MS5EZWNvZGVQYXlEaWFsb2dGaW5pc2hlZFJlcXVlc3QaNS5zbWFydHB1c2guZ2F0ZXdheS52MS5EZWNvZGVQYXlEaWFsb2dGaW5pc2hlZFJlc3BvbnNlEoMBChZEZWNvZGVQZXJtaXNzaW9uU3RhdGVzEjMuc21hcnRwdXNoLmdhdGV3YXkudjEuRGVjb2RlUGVybWlzc2lvblN0YXRlc1JlcXVlc3QaNC5zbWFydHB1c2guZ2F0ZXdheS52MS5EZWNvZGVQZXJtaXNzaW9uU3RhdGVzUmVzcG9uc2VCQFo+Z2l0aHViLmNvbS9zbWFydHB1c2gtZ2F0ZXdheS9nby9zbWFydHB1c2gvZ2F0ZXdheS92MTtnYXRld2F5djFiBnByb3RvMw", [file_smartpush_gateway_v1_smartapp]);
 
 /**
  * Input of EncodeCommand.
@@ -225,6 +225,48 @@ export const DecodePayDialogFinishedResponseSchema: GenMessage<DecodePayDialogFi
   messageDesc(file_smartpush_gateway_v1_smartapp_service, 9);
 
 /**
+ * Input of DecodePermissionStates.
+ *
+ * @generated from message smartpush.gateway.v1.DecodePermissionStatesRequest
+ */
+export type DecodePermissionStatesRequest = Message<"smartpush.gateway.v1.DecodePermissionStatesRequest"> & {
+  /**
+   * An incoming message, its `payload`, its `meta`, or the `permissions` array itself.
+   *
+   * @generated from field: string json = 1;
+   */
+  json: string;
+};
+
+/**
+ * Describes the message smartpush.gateway.v1.DecodePermissionStatesRequest.
+ * Use `create(DecodePermissionStatesRequestSchema)` to create a new message.
+ */
+export const DecodePermissionStatesRequestSchema: GenMessage<DecodePermissionStatesRequest> = /*@__PURE__*/
+  messageDesc(file_smartpush_gateway_v1_smartapp_service, 10);
+
+/**
+ * Output of DecodePermissionStates.
+ *
+ * @generated from message smartpush.gateway.v1.DecodePermissionStatesResponse
+ */
+export type DecodePermissionStatesResponse = Message<"smartpush.gateway.v1.DecodePermissionStatesResponse"> & {
+  /**
+   * The entries, in wire order; empty when the message carries none.
+   *
+   * @generated from field: repeated smartpush.gateway.v1.PermissionState permissions = 1;
+   */
+  permissions: PermissionState[];
+};
+
+/**
+ * Describes the message smartpush.gateway.v1.DecodePermissionStatesResponse.
+ * Use `create(DecodePermissionStatesResponseSchema)` to create a new message.
+ */
+export const DecodePermissionStatesResponseSchema: GenMessage<DecodePermissionStatesResponse> = /*@__PURE__*/
+  messageDesc(file_smartpush_gateway_v1_smartapp_service, 11);
+
+/**
  * Converts between typed SmartApp structures and their exact wire JSON.
  *
  * @generated from service smartpush.gateway.v1.SmartAppService
@@ -279,6 +321,16 @@ export const SmartAppService: GenService<{
     methodKind: "unary";
     input: typeof DecodePayDialogFinishedRequestSchema;
     output: typeof DecodePayDialogFinishedResponseSchema;
+  },
+  /**
+   * The device permission statuses of an incoming message (`payload.meta.permissions`) -> typed.
+   *
+   * @generated from rpc smartpush.gateway.v1.SmartAppService.DecodePermissionStates
+   */
+  decodePermissionStates: {
+    methodKind: "unary";
+    input: typeof DecodePermissionStatesRequestSchema;
+    output: typeof DecodePermissionStatesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_smartpush_gateway_v1_smartapp_service, 0);

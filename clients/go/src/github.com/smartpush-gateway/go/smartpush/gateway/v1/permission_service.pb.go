@@ -26,11 +26,11 @@ type BuildPermissionRequestRequest struct {
 	sizeCache     protoimpl.SizeCache
 	unknownFields protoimpl.UnknownFields
 
-	// The current dialog session (`sessionId`).
+	// The current dialog session (`sessionId`). Required.
 	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// The message id to use (`messageId`).
 	MessageId int64 `protobuf:"varint,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
-	// The user (`uuid`).
+	// The user (`uuid`). Required: user_id or sub.
 	User *UserIds `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
 	// Device permissions for the `request_permissions` command; empty means push.
 	Permissions []PermissionType `protobuf:"varint,4,rep,packed,name=permissions,proto3,enum=smartpush.gateway.v1.PermissionType" json:"permissions,omitempty"`

@@ -510,6 +510,104 @@ func (x *DecodePayDialogFinishedResponse) GetResult() *PayDialogFinished {
 	return nil
 }
 
+// Input of DecodePermissionStates.
+type DecodePermissionStatesRequest struct {
+	state         protoimpl.MessageState
+	sizeCache     protoimpl.SizeCache
+	unknownFields protoimpl.UnknownFields
+
+	// An incoming message, its `payload`, its `meta`, or the `permissions` array itself.
+	Json string `protobuf:"bytes,1,opt,name=json,proto3" json:"json,omitempty"`
+}
+
+func (x *DecodePermissionStatesRequest) Reset() {
+	*x = DecodePermissionStatesRequest{}
+	if protoimpl.UnsafeEnabled {
+		mi := &file_smartpush_gateway_v1_smartapp_service_proto_msgTypes[10]
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		ms.StoreMessageInfo(mi)
+	}
+}
+
+func (x *DecodePermissionStatesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecodePermissionStatesRequest) ProtoMessage() {}
+
+func (x *DecodePermissionStatesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_smartpush_gateway_v1_smartapp_service_proto_msgTypes[10]
+	if protoimpl.UnsafeEnabled && x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecodePermissionStatesRequest.ProtoReflect.Descriptor instead.
+func (*DecodePermissionStatesRequest) Descriptor() ([]byte, []int) {
+	return file_smartpush_gateway_v1_smartapp_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *DecodePermissionStatesRequest) GetJson() string {
+	if x != nil {
+		return x.Json
+	}
+	return ""
+}
+
+// Output of DecodePermissionStates.
+type DecodePermissionStatesResponse struct {
+	state         protoimpl.MessageState
+	sizeCache     protoimpl.SizeCache
+	unknownFields protoimpl.UnknownFields
+
+	// The entries, in wire order; empty when the message carries none.
+	Permissions []*PermissionState `protobuf:"bytes,1,rep,name=permissions,proto3" json:"permissions,omitempty"`
+}
+
+func (x *DecodePermissionStatesResponse) Reset() {
+	*x = DecodePermissionStatesResponse{}
+	if protoimpl.UnsafeEnabled {
+		mi := &file_smartpush_gateway_v1_smartapp_service_proto_msgTypes[11]
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		ms.StoreMessageInfo(mi)
+	}
+}
+
+func (x *DecodePermissionStatesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecodePermissionStatesResponse) ProtoMessage() {}
+
+func (x *DecodePermissionStatesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_smartpush_gateway_v1_smartapp_service_proto_msgTypes[11]
+	if protoimpl.UnsafeEnabled && x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecodePermissionStatesResponse.ProtoReflect.Descriptor instead.
+func (*DecodePermissionStatesResponse) Descriptor() ([]byte, []int) {
+	return file_smartpush_gateway_v1_smartapp_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *DecodePermissionStatesResponse) GetPermissions() []*PermissionState {
+	if x != nil {
+		return x.Permissions
+	}
+	return nil
+}
+
 var File_smartpush_gateway_v1_smartapp_service_proto protoreflect.FileDescriptor
 
 var file_smartpush_gateway_v1_smartapp_service_proto_rawDesc = []byte{
@@ -560,7 +658,17 @@ var file_smartpush_gateway_v1_smartapp_service_proto_rawDesc = []byte{
 	0x27, 0x2e, 0x73, 0x6d, 0x61, 0x72, 0x74, 0x70, 0x75, 0x73, 0x68, 0x2e, 0x67, 0x61, 0x74, 0x65,
 	0x77, 0x61, 0x79, 0x2e, 0x76, 0x31, 0x2e, 0x50, 0x61, 0x79, 0x44, 0x69, 0x61, 0x6c, 0x6f, 0x67,
 	0x46, 0x69, 0x6e, 0x69, 0x73, 0x68, 0x65, 0x64, 0x52, 0x06, 0x72, 0x65, 0x73, 0x75, 0x6c, 0x74,
-	0x32, 0xbc, 0x04, 0x0a, 0x0f, 0x53, 0x6d, 0x61, 0x72, 0x74, 0x41, 0x70, 0x70, 0x53, 0x65, 0x72,
+	0x22, 0x33, 0x0a, 0x1d, 0x44, 0x65, 0x63, 0x6f, 0x64, 0x65, 0x50, 0x65, 0x72, 0x6d, 0x69, 0x73,
+	0x73, 0x69, 0x6f, 0x6e, 0x53, 0x74, 0x61, 0x74, 0x65, 0x73, 0x52, 0x65, 0x71, 0x75, 0x65, 0x73,
+	0x74, 0x12, 0x12, 0x0a, 0x04, 0x6a, 0x73, 0x6f, 0x6e, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x52,
+	0x04, 0x6a, 0x73, 0x6f, 0x6e, 0x22, 0x69, 0x0a, 0x1e, 0x44, 0x65, 0x63, 0x6f, 0x64, 0x65, 0x50,
+	0x65, 0x72, 0x6d, 0x69, 0x73, 0x73, 0x69, 0x6f, 0x6e, 0x53, 0x74, 0x61, 0x74, 0x65, 0x73, 0x52,
+	0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x12, 0x47, 0x0a, 0x0b, 0x70, 0x65, 0x72, 0x6d, 0x69,
+	0x73, 0x73, 0x69, 0x6f, 0x6e, 0x73, 0x18, 0x01, 0x20, 0x03, 0x28, 0x0b, 0x32, 0x25, 0x2e, 0x73,
+	0x6d, 0x61, 0x72, 0x74, 0x70, 0x75, 0x73, 0x68, 0x2e, 0x67, 0x61, 0x74, 0x65, 0x77, 0x61, 0x79,
+	0x2e, 0x76, 0x31, 0x2e, 0x50, 0x65, 0x72, 0x6d, 0x69, 0x73, 0x73, 0x69, 0x6f, 0x6e, 0x53, 0x74,
+	0x61, 0x74, 0x65, 0x52, 0x0b, 0x70, 0x65, 0x72, 0x6d, 0x69, 0x73, 0x73, 0x69, 0x6f, 0x6e, 0x73,
+	0x32, 0xc2, 0x05, 0x0a, 0x0f, 0x53, 0x6d, 0x61, 0x72, 0x74, 0x41, 0x70, 0x70, 0x53, 0x65, 0x72,
 	0x76, 0x69, 0x63, 0x65, 0x12, 0x68, 0x0a, 0x0d, 0x45, 0x6e, 0x63, 0x6f, 0x64, 0x65, 0x43, 0x6f,
 	0x6d, 0x6d, 0x61, 0x6e, 0x64, 0x12, 0x2a, 0x2e, 0x73, 0x6d, 0x61, 0x72, 0x74, 0x70, 0x75, 0x73,
 	0x68, 0x2e, 0x67, 0x61, 0x74, 0x65, 0x77, 0x61, 0x79, 0x2e, 0x76, 0x31, 0x2e, 0x45, 0x6e, 0x63,
@@ -595,12 +703,20 @@ var file_smartpush_gateway_v1_smartapp_service_proto_rawDesc = []byte{
 	0x64, 0x52, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74, 0x1a, 0x35, 0x2e, 0x73, 0x6d, 0x61, 0x72, 0x74,
 	0x70, 0x75, 0x73, 0x68, 0x2e, 0x67, 0x61, 0x74, 0x65, 0x77, 0x61, 0x79, 0x2e, 0x76, 0x31, 0x2e,
 	0x44, 0x65, 0x63, 0x6f, 0x64, 0x65, 0x50, 0x61, 0x79, 0x44, 0x69, 0x61, 0x6c, 0x6f, 0x67, 0x46,
-	0x69, 0x6e, 0x69, 0x73, 0x68, 0x65, 0x64, 0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x42,
-	0x40, 0x5a, 0x3e, 0x67, 0x69, 0x74, 0x68, 0x75, 0x62, 0x2e, 0x63, 0x6f, 0x6d, 0x2f, 0x73, 0x6d,
-	0x61, 0x72, 0x74, 0x70, 0x75, 0x73, 0x68, 0x2d, 0x67, 0x61, 0x74, 0x65, 0x77, 0x61, 0x79, 0x2f,
-	0x67, 0x6f, 0x2f, 0x73, 0x6d, 0x61, 0x72, 0x74, 0x70, 0x75, 0x73, 0x68, 0x2f, 0x67, 0x61, 0x74,
-	0x65, 0x77, 0x61, 0x79, 0x2f, 0x76, 0x31, 0x3b, 0x67, 0x61, 0x74, 0x65, 0x77, 0x61, 0x79, 0x76,
-	0x31, 0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x33,
+	0x69, 0x6e, 0x69, 0x73, 0x68, 0x65, 0x64, 0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x12,
+	0x83, 0x01, 0x0a, 0x16, 0x44, 0x65, 0x63, 0x6f, 0x64, 0x65, 0x50, 0x65, 0x72, 0x6d, 0x69, 0x73,
+	0x73, 0x69, 0x6f, 0x6e, 0x53, 0x74, 0x61, 0x74, 0x65, 0x73, 0x12, 0x33, 0x2e, 0x73, 0x6d, 0x61,
+	0x72, 0x74, 0x70, 0x75, 0x73, 0x68, 0x2e, 0x67, 0x61, 0x74, 0x65, 0x77, 0x61, 0x79, 0x2e, 0x76,
+	0x31, 0x2e, 0x44, 0x65, 0x63, 0x6f, 0x64, 0x65, 0x50, 0x65, 0x72, 0x6d, 0x69, 0x73, 0x73, 0x69,
+	0x6f, 0x6e, 0x53, 0x74, 0x61, 0x74, 0x65, 0x73, 0x52, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74, 0x1a,
+	0x34, 0x2e, 0x73, 0x6d, 0x61, 0x72, 0x74, 0x70, 0x75, 0x73, 0x68, 0x2e, 0x67, 0x61, 0x74, 0x65,
+	0x77, 0x61, 0x79, 0x2e, 0x76, 0x31, 0x2e, 0x44, 0x65, 0x63, 0x6f, 0x64, 0x65, 0x50, 0x65, 0x72,
+	0x6d, 0x69, 0x73, 0x73, 0x69, 0x6f, 0x6e, 0x53, 0x74, 0x61, 0x74, 0x65, 0x73, 0x52, 0x65, 0x73,
+	0x70, 0x6f, 0x6e, 0x73, 0x65, 0x42, 0x40, 0x5a, 0x3e, 0x67, 0x69, 0x74, 0x68, 0x75, 0x62, 0x2e,
+	0x63, 0x6f, 0x6d, 0x2f, 0x73, 0x6d, 0x61, 0x72, 0x74, 0x70, 0x75, 0x73, 0x68, 0x2d, 0x67, 0x61,
+	0x74, 0x65, 0x77, 0x61, 0x79, 0x2f, 0x67, 0x6f, 0x2f, 0x73, 0x6d, 0x61, 0x72, 0x74, 0x70, 0x75,
+	0x73, 0x68, 0x2f, 0x67, 0x61, 0x74, 0x65, 0x77, 0x61, 0x79, 0x2f, 0x76, 0x31, 0x3b, 0x67, 0x61,
+	0x74, 0x65, 0x77, 0x61, 0x79, 0x76, 0x31, 0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x33,
 }
 
 var (
@@ -615,7 +731,7 @@ func file_smartpush_gateway_v1_smartapp_service_proto_rawDescGZIP() []byte {
 	return file_smartpush_gateway_v1_smartapp_service_proto_rawDescData
 }
 
-var file_smartpush_gateway_v1_smartapp_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_smartpush_gateway_v1_smartapp_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_smartpush_gateway_v1_smartapp_service_proto_goTypes = []interface{}{
 	(*EncodeCommandRequest)(nil),            // 0: smartpush.gateway.v1.EncodeCommandRequest
 	(*EncodeCommandResponse)(nil),           // 1: smartpush.gateway.v1.EncodeCommandResponse
@@ -627,31 +743,37 @@ var file_smartpush_gateway_v1_smartapp_service_proto_goTypes = []interface{}{
 	(*DecodeActionResponse)(nil),            // 7: smartpush.gateway.v1.DecodeActionResponse
 	(*DecodePayDialogFinishedRequest)(nil),  // 8: smartpush.gateway.v1.DecodePayDialogFinishedRequest
 	(*DecodePayDialogFinishedResponse)(nil), // 9: smartpush.gateway.v1.DecodePayDialogFinishedResponse
-	(*Command)(nil),                         // 10: smartpush.gateway.v1.Command
-	(*Action)(nil),                          // 11: smartpush.gateway.v1.Action
-	(*PayDialogFinished)(nil),               // 12: smartpush.gateway.v1.PayDialogFinished
+	(*DecodePermissionStatesRequest)(nil),   // 10: smartpush.gateway.v1.DecodePermissionStatesRequest
+	(*DecodePermissionStatesResponse)(nil),  // 11: smartpush.gateway.v1.DecodePermissionStatesResponse
+	(*Command)(nil),                         // 12: smartpush.gateway.v1.Command
+	(*Action)(nil),                          // 13: smartpush.gateway.v1.Action
+	(*PayDialogFinished)(nil),               // 14: smartpush.gateway.v1.PayDialogFinished
+	(*PermissionState)(nil),                 // 15: smartpush.gateway.v1.PermissionState
 }
 var file_smartpush_gateway_v1_smartapp_service_proto_depIdxs = []int32{
-	10, // 0: smartpush.gateway.v1.EncodeCommandRequest.command:type_name -> smartpush.gateway.v1.Command
-	10, // 1: smartpush.gateway.v1.DecodeCommandResponse.command:type_name -> smartpush.gateway.v1.Command
-	11, // 2: smartpush.gateway.v1.EncodeActionRequest.action:type_name -> smartpush.gateway.v1.Action
-	11, // 3: smartpush.gateway.v1.DecodeActionResponse.action:type_name -> smartpush.gateway.v1.Action
-	12, // 4: smartpush.gateway.v1.DecodePayDialogFinishedResponse.result:type_name -> smartpush.gateway.v1.PayDialogFinished
-	0,  // 5: smartpush.gateway.v1.SmartAppService.EncodeCommand:input_type -> smartpush.gateway.v1.EncodeCommandRequest
-	2,  // 6: smartpush.gateway.v1.SmartAppService.DecodeCommand:input_type -> smartpush.gateway.v1.DecodeCommandRequest
-	4,  // 7: smartpush.gateway.v1.SmartAppService.EncodeAction:input_type -> smartpush.gateway.v1.EncodeActionRequest
-	6,  // 8: smartpush.gateway.v1.SmartAppService.DecodeAction:input_type -> smartpush.gateway.v1.DecodeActionRequest
-	8,  // 9: smartpush.gateway.v1.SmartAppService.DecodePayDialogFinished:input_type -> smartpush.gateway.v1.DecodePayDialogFinishedRequest
-	1,  // 10: smartpush.gateway.v1.SmartAppService.EncodeCommand:output_type -> smartpush.gateway.v1.EncodeCommandResponse
-	3,  // 11: smartpush.gateway.v1.SmartAppService.DecodeCommand:output_type -> smartpush.gateway.v1.DecodeCommandResponse
-	5,  // 12: smartpush.gateway.v1.SmartAppService.EncodeAction:output_type -> smartpush.gateway.v1.EncodeActionResponse
-	7,  // 13: smartpush.gateway.v1.SmartAppService.DecodeAction:output_type -> smartpush.gateway.v1.DecodeActionResponse
-	9,  // 14: smartpush.gateway.v1.SmartAppService.DecodePayDialogFinished:output_type -> smartpush.gateway.v1.DecodePayDialogFinishedResponse
-	10, // [10:15] is the sub-list for method output_type
-	5,  // [5:10] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	12, // 0: smartpush.gateway.v1.EncodeCommandRequest.command:type_name -> smartpush.gateway.v1.Command
+	12, // 1: smartpush.gateway.v1.DecodeCommandResponse.command:type_name -> smartpush.gateway.v1.Command
+	13, // 2: smartpush.gateway.v1.EncodeActionRequest.action:type_name -> smartpush.gateway.v1.Action
+	13, // 3: smartpush.gateway.v1.DecodeActionResponse.action:type_name -> smartpush.gateway.v1.Action
+	14, // 4: smartpush.gateway.v1.DecodePayDialogFinishedResponse.result:type_name -> smartpush.gateway.v1.PayDialogFinished
+	15, // 5: smartpush.gateway.v1.DecodePermissionStatesResponse.permissions:type_name -> smartpush.gateway.v1.PermissionState
+	0,  // 6: smartpush.gateway.v1.SmartAppService.EncodeCommand:input_type -> smartpush.gateway.v1.EncodeCommandRequest
+	2,  // 7: smartpush.gateway.v1.SmartAppService.DecodeCommand:input_type -> smartpush.gateway.v1.DecodeCommandRequest
+	4,  // 8: smartpush.gateway.v1.SmartAppService.EncodeAction:input_type -> smartpush.gateway.v1.EncodeActionRequest
+	6,  // 9: smartpush.gateway.v1.SmartAppService.DecodeAction:input_type -> smartpush.gateway.v1.DecodeActionRequest
+	8,  // 10: smartpush.gateway.v1.SmartAppService.DecodePayDialogFinished:input_type -> smartpush.gateway.v1.DecodePayDialogFinishedRequest
+	10, // 11: smartpush.gateway.v1.SmartAppService.DecodePermissionStates:input_type -> smartpush.gateway.v1.DecodePermissionStatesRequest
+	1,  // 12: smartpush.gateway.v1.SmartAppService.EncodeCommand:output_type -> smartpush.gateway.v1.EncodeCommandResponse
+	3,  // 13: smartpush.gateway.v1.SmartAppService.DecodeCommand:output_type -> smartpush.gateway.v1.DecodeCommandResponse
+	5,  // 14: smartpush.gateway.v1.SmartAppService.EncodeAction:output_type -> smartpush.gateway.v1.EncodeActionResponse
+	7,  // 15: smartpush.gateway.v1.SmartAppService.DecodeAction:output_type -> smartpush.gateway.v1.DecodeActionResponse
+	9,  // 16: smartpush.gateway.v1.SmartAppService.DecodePayDialogFinished:output_type -> smartpush.gateway.v1.DecodePayDialogFinishedResponse
+	11, // 17: smartpush.gateway.v1.SmartAppService.DecodePermissionStates:output_type -> smartpush.gateway.v1.DecodePermissionStatesResponse
+	12, // [12:18] is the sub-list for method output_type
+	6,  // [6:12] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_smartpush_gateway_v1_smartapp_service_proto_init() }
@@ -781,6 +903,30 @@ func file_smartpush_gateway_v1_smartapp_service_proto_init() {
 				return nil
 			}
 		}
+		file_smartpush_gateway_v1_smartapp_service_proto_msgTypes[10].Exporter = func(v interface{}, i int) interface{} {
+			switch v := v.(*DecodePermissionStatesRequest); i {
+			case 0:
+				return &v.state
+			case 1:
+				return &v.sizeCache
+			case 2:
+				return &v.unknownFields
+			default:
+				return nil
+			}
+		}
+		file_smartpush_gateway_v1_smartapp_service_proto_msgTypes[11].Exporter = func(v interface{}, i int) interface{} {
+			switch v := v.(*DecodePermissionStatesResponse); i {
+			case 0:
+				return &v.state
+			case 1:
+				return &v.sizeCache
+			case 2:
+				return &v.unknownFields
+			default:
+				return nil
+			}
+		}
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -788,7 +934,7 @@ func file_smartpush_gateway_v1_smartapp_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: file_smartpush_gateway_v1_smartapp_service_proto_rawDesc,
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,8 @@ type SmartAppServiceClient interface {
 	DecodeAction(ctx context.Context, in *DecodeActionRequest, opts ...grpc.CallOption) (*DecodeActionResponse, error)
 	// A PAY_DIALOG_FINISHED server_action (or the message holding it) -> typed.
 	DecodePayDialogFinished(ctx context.Context, in *DecodePayDialogFinishedRequest, opts ...grpc.CallOption) (*DecodePayDialogFinishedResponse, error)
+	// The device permission statuses of an incoming message (`payload.meta.permissions`) -> typed.
+	DecodePermissionStates(ctx context.Context, in *DecodePermissionStatesRequest, opts ...grpc.CallOption) (*DecodePermissionStatesResponse, error)
 }
 
 type smartAppServiceClient struct {
@@ -82,6 +84,15 @@ func (c *smartAppServiceClient) DecodePayDialogFinished(ctx context.Context, in 
 	return out, nil
 }
 
+func (c *smartAppServiceClient) DecodePermissionStates(ctx context.Context, in *DecodePermissionStatesRequest, opts ...grpc.CallOption) (*DecodePermissionStatesResponse, error) {
+	out := new(DecodePermissionStatesResponse)
+	err := c.cc.Invoke(ctx, "/smartpush.gateway.v1.SmartAppService/DecodePermissionStates", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SmartAppServiceServer is the server API for SmartAppService service.
 // All implementations must embed UnimplementedSmartAppServiceServer
 // for forward compatibility
@@ -96,6 +107,8 @@ type SmartAppServiceServer interface {
 	DecodeAction(context.Context, *DecodeActionRequest) (*DecodeActionResponse, error)
 	// A PAY_DIALOG_FINISHED server_action (or the message holding it) -> typed.
 	DecodePayDialogFinished(context.Context, *DecodePayDialogFinishedRequest) (*DecodePayDialogFinishedResponse, error)
+	// The device permission statuses of an incoming message (`payload.meta.permissions`) -> typed.
+	DecodePermissionStates(context.Context, *DecodePermissionStatesRequest) (*DecodePermissionStatesResponse, error)
 	mustEmbedUnimplementedSmartAppServiceServer()
 }
 
@@ -117,6 +130,9 @@ func (UnimplementedSmartAppServiceServer) DecodeAction(context.Context, *DecodeA
 }
 func (UnimplementedSmartAppServiceServer) DecodePayDialogFinished(context.Context, *DecodePayDialogFinishedRequest) (*DecodePayDialogFinishedResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method DecodePayDialogFinished not implemented")
+}
+func (UnimplementedSmartAppServiceServer) DecodePermissionStates(context.Context, *DecodePermissionStatesRequest) (*DecodePermissionStatesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DecodePermissionStates not implemented")
 }
 func (UnimplementedSmartAppServiceServer) mustEmbedUnimplementedSmartAppServiceServer() {}
 
@@ -221,6 +237,24 @@ func _SmartAppService_DecodePayDialogFinished_Handler(srv interface{}, ctx conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SmartAppService_DecodePermissionStates_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DecodePermissionStatesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SmartAppServiceServer).DecodePermissionStates(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/smartpush.gateway.v1.SmartAppService/DecodePermissionStates",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SmartAppServiceServer).DecodePermissionStates(ctx, req.(*DecodePermissionStatesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _SmartAppService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "smartpush.gateway.v1.SmartAppService",
 	HandlerType: (*SmartAppServiceServer)(nil),
@@ -244,6 +278,10 @@ var _SmartAppService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DecodePayDialogFinished",
 			Handler:    _SmartAppService_DecodePayDialogFinished_Handler,
+		},
+		{
+			MethodName: "DecodePermissionStates",
+			Handler:    _SmartAppService_DecodePermissionStates_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
