@@ -159,7 +159,7 @@ def main() -> int:
         "SMARTPUSH_GATEWAY_PROFILES__DEFAULT__CLIENT_ID": "demo-client",
         "SMARTPUSH_GATEWAY_PROFILES__DEFAULT__SECRET": "demo-secret",
         "SMARTPUSH_GATEWAY_LOG_FORMAT": "json",
-        "SMARTPUSH_GATEWAY_CONSENT_DB": ":memory:",
+        "SMARTPUSH_GATEWAY_STATE__SQLITE_PATH": ":memory:",
         "MALLOC_ARENA_MAX": "2",  # as deploy/Dockerfile sets it
     }
     on_env = {

@@ -156,6 +156,40 @@ class TelemetrySettings(_Strict):
     sub_hash_salt: SecretStr | None = None
 
 
+class StateSettings(_Strict):
+    """Where the gateway keeps what it remembers (idempotency records, consent, messageId blocks)."""
+
+    # `sqlite`: one file shared by the workers of one host (the embedded default, one replica).
+    # `redis`: shared by every replica.
+    backend: Literal["sqlite", "redis"] = "sqlite"
+    sqlite_path: Path = Path(".smartpush-gateway/state.sqlite3")
+    # redis://host:6379/0 or rediss:// for TLS; may carry a password (it is a secret: from a Secret).
+    redis_url: SecretStr | None = None
+    # A password kept apart from the URL (e.g. REDIS_PASSWORD from a Secret).
+    redis_password: SecretStr | None = None
+    # CA bundle for rediss:// when the server's chain is not in the system store.
+    redis_ca_file: Path | None = None
+    # Prefix of every key, so several gateways (or environments) can share one Redis.
+    key_prefix: str = "smartpush-gateway:"
+    # Connect and command timeout: a stalled store costs a call this long, then UNAVAILABLE.
+    timeout_s: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> StateSettings:
+        if self.backend == "redis" and self.redis_url is None:
+            raise ValueError("backend `redis` needs `redis_url` (state.redis_url)")
+        if self.redis_ca_file is not None and not self.redis_ca_file.is_file():
+            raise ValueError(f"redis_ca_file {str(self.redis_ca_file)!r} does not exist")
+        return self
+
+
+# Settings that moved: a config that still has them stops start-up with where they went.
+_MOVED = {
+    "consent_db": "consent now lives in the state store: set state.sqlite_path (or state.backend: redis)",
+    "idempotency_max_entries": "idempotency records live in the state store and expire after idempotency_ttl_s",
+}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
@@ -182,8 +216,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # `auto`: text on a terminal, JSON otherwise.
     log_format: Literal["json", "text", "auto"] = "auto"
-    idempotency_ttl_s: float = 24 * 3600.0
-    idempotency_max_entries: int = 100_000
+    idempotency_ttl_s: float = Field(default=24 * 3600.0, gt=0)
     smartpush: SmartPushSettings = Field(default_factory=SmartPushSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     # Templates the gateway checks sends against before the upstream call.
@@ -192,8 +225,17 @@ class Settings(BaseSettings):
     strict_templates: bool = False
     # Refuse sends to users without recorded push consent (FAILED_PRECONDITION).
     require_consent: bool = False
-    # The embedded consent store (SQLite); it must survive restarts, so keep it on a volume.
-    consent_db: Path = Path(".smartpush-gateway/consent.sqlite3")
+    # Idempotency records, consent and messageId blocks: SQLite on a volume, or Redis for replicas.
+    state: StateSettings = Field(default_factory=StateSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for old, where in _MOVED.items():
+                if old in data:
+                    raise ValueError(f"`{old}` is no longer a setting; {where}")
+        return data
 
     @model_validator(mode="after")
     def _grace_covers_one_attempt(self) -> Settings:
@@ -222,6 +264,9 @@ def load_settings(
     if path and not Path(path).is_file():
         raise ConfigError("--config" if config_file else f"{ENV_PREFIX}CONFIG", f"no such file: {path}")
     for name in env:
+        moved = _MOVED.get(name[len(ENV_PREFIX) :].lower()) if name.startswith(ENV_PREFIX) else None
+        if moved:
+            raise ConfigError(name, f"no longer a setting; {moved}")
         if name.startswith(ENV_PREFIX) and name not in _NOT_SETTINGS and not _is_setting(name):
             raise ConfigError(name, "not a setting (misspelt?); see the README's configuration reference")
 

@@ -1,20 +1,19 @@
-"""Consent per (project, sub): a store interface, its SQLite default, and the send-time check.
+"""Consent per (project, sub): a store interface, its form on the shared state store, and the send-time check.
 
 The store never holds a sub in clear: rows are keyed by SHA-256 of (project, sub).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import sqlite3
+import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from smartpush.gateway.v1 import errors_pb2, permission_pb2
 
 from gateway.errors import GatewayError
+from gateway.state.store import StateStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,46 +38,36 @@ def consent_key(project_id: str, sub: str) -> str:
     return hashlib.sha256(f"{project_id}\0{sub}".encode()).hexdigest()
 
 
-class SqliteConsentStore:
-    """An embedded store that survives restarts. Reads and writes are local and take
-    microseconds, so they run inline; a lock keeps one writer at a time."""
+class StoredConsent:
+    """Consent on the shared state store: recorded through any process, enforced by all, kept
+    across restarts. Keyed by SHA-256 of (project, sub); the value holds no sub."""
 
-    def __init__(self, path: Path | str) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS consent (key TEXT PRIMARY KEY, project_id TEXT NOT NULL, "
-            "status INTEGER NOT NULL, push_allowed INTEGER NOT NULL, recorded_at REAL NOT NULL, source TEXT NOT NULL)"
-        )
-        self._lock = asyncio.Lock()
+    NAMESPACE = "consent"
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
 
     async def get(self, project_id: str, sub: str) -> ConsentRecord | None:
-        row = self._db.execute(
-            "SELECT status, push_allowed, recorded_at, source FROM consent WHERE key = ?",
-            (consent_key(project_id, sub),),
-        ).fetchone()
-        if row is None:
+        raw = await self._store.get(self.NAMESPACE, consent_key(project_id, sub))
+        if raw is None:
             return None
-        return ConsentRecord(project_id, sub, int(row[0]), bool(row[1]), float(row[2]), str(row[3]))
+        data = json.loads(raw)
+        return ConsentRecord(
+            project_id, sub, int(data["status"]), bool(data["push_allowed"]), float(data["recorded_at"]), data["source"]
+        )
 
     async def put(self, record: ConsentRecord) -> None:
-        async with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO consent VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    consent_key(record.project_id, record.sub),
-                    record.project_id,
-                    record.status,
-                    int(record.push_allowed),
-                    record.recorded_at,
-                    record.source,
-                ),
-            )
+        value = {
+            "project_id": record.project_id,
+            "status": record.status,
+            "push_allowed": record.push_allowed,
+            "recorded_at": record.recorded_at,
+            "source": record.source,
+        }
+        await self._store.put(self.NAMESPACE, consent_key(record.project_id, record.sub), json.dumps(value).encode())
 
     async def close(self) -> None:
-        self._db.close()
+        """The store is closed by its owner."""
 
 
 async def require_consent(store: ConsentStore, project_id: str, sub: str) -> None:

@@ -77,6 +77,9 @@ REASONS: dict[Reason, ReasonSpec] = {
     e.ERROR_REASON_TEMPLATE_UNKNOWN: ReasonSpec(C.NOT_FOUND),
     e.ERROR_REASON_SHUTTING_DOWN: ReasonSpec(C.UNAVAILABLE, client_may_retry=True),
     e.ERROR_REASON_SERVICE_UNKNOWN: ReasonSpec(C.NOT_FOUND),
+    # The store is shared by every replica: another one would not do better right now.
+    e.ERROR_REASON_STATE_STORE_UNAVAILABLE: ReasonSpec(C.UNAVAILABLE),
+    e.ERROR_REASON_IDEMPOTENCY_IN_PROGRESS: ReasonSpec(C.ABORTED),
 }
 
 # Answers stay well under a default client's 8 KiB of metadata (grpc-message is percent-encoded,

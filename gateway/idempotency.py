@@ -1,24 +1,34 @@
-"""Idempotency keys: a repeated call with the same key and request replays the first answer.
+"""Idempotency keys across processes: one upstream delivery per key, its answer replayed everywhere.
 
-In-process and bounded (LRU + TTL). Only successful answers are kept, so a failed call
-can be retried with the same key; concurrent calls with one key share one upstream call.
+A key is claimed in the shared store together with the request's fingerprint. The owner sends;
+its answer is recorded for the TTL and replayed to any repeat on any process. A repeat that
+arrives while the owner is still sending waits for the answer (bounded by its own deadline, then
+ABORTED with a retry delay). A different request under the key is refused. A failed send gives
+the key up, so the caller can retry it.
+
+Once claimed, a send runs to its end even when the caller goes away (deadline, cancel): its
+answer is recorded, and the caller's retry is replayed instead of sending again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
+import secrets
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from smartpush.gateway.v1 import errors_pb2, push_service_pb2
 
 from gateway.clock import Clock
 from gateway.errors import GatewayError
+from gateway.state.store import TOKEN_BYTES, Busy, Claimed, Replay, StateStore
 
 Response = push_service_pb2.SendResponse
+log = logging.getLogger(__name__)
+_POLL_FIRST_S = 0.01
+_POLL_MAX_S = 0.25
 
 
 def scoped_key(profile: str, project_id: str, key: str) -> str:
@@ -34,62 +44,94 @@ def fingerprint(req: push_service_pb2.SendRequest) -> bytes:
     return hashlib.sha256(req.SerializeToString(deterministic=True)).digest()
 
 
-@dataclass(slots=True)
-class _Entry:
-    fingerprint: bytes
-    expires_at: float
-    response: Response
+def _reused() -> GatewayError:
+    return GatewayError(
+        errors_pb2.ERROR_REASON_IDEMPOTENCY_KEY_REUSED, "this idempotency key was already used with a different request"
+    )
 
 
-class IdempotencyCache:
-    def __init__(self, clock: Clock, ttl_s: float, max_entries: int) -> None:
+class Idempotency:
+    def __init__(self, store: StateStore, clock: Clock, ttl_s: float, lease_s: float) -> None:
+        self._store = store
         self._clock = clock
         self._ttl = ttl_s
-        self._max = max_entries
-        self._done: OrderedDict[str, _Entry] = OrderedDict()
-        self._inflight: dict[str, tuple[bytes, asyncio.Future[Response]]] = {}
+        # How long a claim holds unless renewed; the owner renews it while it sends, so it lapses
+        # only when its process died mid-send.
+        self._lease = lease_s
+        self._running: set[asyncio.Task[Response]] = set()
 
-    async def run(self, key: str, fp: bytes, call: Callable[[], Awaitable[Response]]) -> Response:
-        now = self._clock.monotonic()
-        entry = self._done.get(key)
-        if entry is not None and entry.expires_at > now:
-            self._check(entry.fingerprint, fp)
-            replay = Response()
-            replay.CopyFrom(entry.response)
-            replay.replayed = True
-            return replay
-        if key in self._inflight:
-            other_fp, fut = self._inflight[key]
-            self._check(other_fp, fp)
-            shared = Response()
-            shared.CopyFrom(await asyncio.shield(fut))
-            shared.replayed = True
-            return shared
-        fut = asyncio.get_running_loop().create_future()
-        self._inflight[key] = (fp, fut)
+    async def run(
+        self, scoped: str, fp: bytes, deadline: float | None, send: Callable[[], Awaitable[Response]]
+    ) -> Response:
+        # The store sees a hash: keys are the caller's text, with profile and project in them.
+        key = hashlib.sha256(scoped.encode()).hexdigest()
+        wait = _POLL_FIRST_S
+        give_up_at = deadline if deadline is not None else self._clock.monotonic() + self._lease
+        while True:
+            claim = await self._store.claim(key, fp, secrets.token_bytes(TOKEN_BYTES), self._lease)
+            if isinstance(claim, Claimed):
+                break
+            if claim.fingerprint != fp:
+                raise _reused()
+            if isinstance(claim, Replay):
+                replay = Response.FromString(claim.response)
+                replay.replayed = True
+                return replay
+            assert isinstance(claim, Busy)
+            left = give_up_at - self._clock.monotonic()
+            if left <= wait:
+                raise GatewayError(
+                    errors_pb2.ERROR_REASON_IDEMPOTENCY_IN_PROGRESS,
+                    "a call with this idempotency key is still being sent; retry to get its answer",
+                    retry_after_s=_POLL_MAX_S,
+                )
+            await self._clock.sleep(wait)
+            wait = min(wait * 2, _POLL_MAX_S)
+        # Shielded: the caller may leave, the send and its record go on.
+        task = asyncio.create_task(self._own(key, claim.token, fp, send))
+        self._running.add(task)
+        task.add_done_callback(self._settled)
+        return await asyncio.shield(task)
+
+    def _settled(self, task: asyncio.Task[Response]) -> None:
+        self._running.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a caller that left has no one else to re-raise it
+
+    async def _own(self, key: str, token: bytes, fp: bytes, send: Callable[[], Awaitable[Response]]) -> Response:
+        keepalive = asyncio.create_task(self._keep_claim(key, token))
         try:
-            response = await call()
-        except BaseException as exc:
-            fut.set_exception(exc)
-            fut.exception()  # retrieved: waiters re-raise it, nobody else must
+            response = await send()
+        except BaseException:
+            keepalive.cancel()
+            try:
+                await self._store.release(key, token)
+            except GatewayError:
+                log.warning("could not give up an idempotency key; it lapses with its lease", exc_info=True)
             raise
-        else:
-            fut.set_result(response)
-            self._remember(key, fp, response)
-            return response
-        finally:
-            del self._inflight[key]
+        keepalive.cancel()
+        try:
+            await self._store.complete(key, fp, response.SerializeToString(), self._ttl)
+        except GatewayError:
+            # Sent, but not recorded: the answer still goes to the caller; a repeat within the
+            # lease waits, after it would send again. Say so loudly.
+            log.error("sent but could not record the answer of an idempotency key", exc_info=True)
+        return response
 
-    def _remember(self, key: str, fp: bytes, response: Response) -> None:
-        self._done[key] = _Entry(fp, self._clock.monotonic() + self._ttl, response)
-        self._done.move_to_end(key)
-        while len(self._done) > self._max:
-            self._done.popitem(last=False)
+    async def _keep_claim(self, key: str, token: bytes) -> None:
+        """Renew the claim while the send runs (a Retry-After may hold it long); if this process
+        dies the claim lapses within one lease and the key can be sent by another."""
+        while True:
+            await self._clock.sleep(self._lease / 3)
+            try:
+                if not await self._store.renew(key, token, self._lease):
+                    return
+            except GatewayError:
+                log.warning("could not renew an idempotency claim; retrying", exc_info=True)
 
-    @staticmethod
-    def _check(stored: bytes, fp: bytes) -> None:
-        if stored != fp:
-            raise GatewayError(
-                errors_pb2.ERROR_REASON_IDEMPOTENCY_KEY_REUSED,
-                "this idempotency key was already used with a different request",
-            )
+    async def wait_idle(self, within_s: float) -> bool:
+        """Wait for sends whose callers left (at shutdown)."""
+        if not self._running:
+            return True
+        _, pending = await asyncio.wait(set(self._running), timeout=within_s)
+        return not pending

@@ -12,12 +12,13 @@ from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.consent import ConsentStore, require_consent
 from gateway.errors import GatewayError, invalid_argument
-from gateway.idempotency import IdempotencyCache, fingerprint, rq_uid_for, scoped_key
+from gateway.idempotency import Idempotency, fingerprint, rq_uid_for, scoped_key
 from gateway.smartpush import wire
 from gateway.smartpush.answers import Outcome, classify
 from gateway.smartpush.client import SendCall, SmartPushClient
 from gateway.smartpush.profiles import TokenProviders
 from gateway.smartpush.surfaces import SURFACE_TO_WIRE
+from gateway.state.message_ids import MessageIds
 from gateway.telemetry import Telemetry
 from gateway.telemetry.policy import allowed, field_label
 from gateway.templates import Rendered, TemplateRegistry
@@ -34,9 +35,9 @@ class PushSender:
         settings: Settings,
         client: SmartPushClient,
         routes: TokenProviders,
-        idempotency: IdempotencyCache,
+        idempotency: Idempotency,
         clock: Clock,
-        message_ids: wire.MessageIds,
+        message_ids: MessageIds,
         templates: TemplateRegistry,
         consent: ConsentStore,
         telemetry: Telemetry | None = None,
@@ -65,12 +66,15 @@ class PushSender:
         if span.is_recording():
             span.set_attributes(self._attributes(req, rq_uid))
         rendered = await self._check(req)
-        call = SendCall(rq_uid, deadline, self._routes.route(req), req.callback_url)
+        # A keyed send, once started, is never abandoned: its attempt runs to its end even past
+        # the caller's deadline, so the answer can be recorded and replayed to the retry.
+        keyed = bool(req.idempotency_key) and not req.validate_only
+        call = SendCall(rq_uid, deadline, self._routes.route(req), req.callback_url, finish_started=keyed)
         sp = self._settings.smartpush
         if sp.endpoint == "lite":
             body = wire.encode(wire.lite_request(req, sp.wire))
         else:
-            body = wire.encode(wire.extended_request(req, sp.wire, self._message_ids.next()))
+            body = wire.encode(wire.extended_request(req, sp.wire, await self._message_ids.next()))
         if req.validate_only:
             return SendResponse(
                 rq_uid=rq_uid,
@@ -83,9 +87,9 @@ class PushSender:
         async def deliver() -> SendResponse:
             return await self._deliver(req, call, body, span)
 
-        if not req.idempotency_key:
+        if not keyed:
             return await deliver()
-        return await self._idempotency.run(self._idempotency_scope(req), fingerprint(req), deliver)
+        return await self._idempotency.run(self._idempotency_scope(req), fingerprint(req), deadline, deliver)
 
     async def _check(self, req: SendRequest) -> Rendered | None:
         """Every rule that needs no upstream call: fields, the template registry, consent."""

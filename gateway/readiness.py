@@ -8,6 +8,11 @@
   every call with UNAVAILABLE; one that already holds a valid token stays in through a short
   SmartPush outage (the token still serves).
 
+- `smartpush.gateway.state`: SERVING while the state store answers. It is reported on its own and
+  does not take the replica out: with the store down, keyless sends still work everywhere, while
+  keyed sends and consent checks fail closed on every replica alike (the store is shared), so
+  draining replicas would only turn a partial outage into a full one. Alert on it.
+
 The check also warms the token cache, so the first call after a rollout does not pay for it.
 While not ready it is repeated sooner than the interval (from 0.5 s, doubling).
 """
@@ -22,9 +27,12 @@ from collections.abc import Iterable
 from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # stubs lack aio
 
+from gateway.errors import GatewayError
 from gateway.smartpush.tokens import TokenProvider
+from gateway.state.store import StateStore
 
 LIVENESS = "liveness"
+STATE_STORE = "smartpush.gateway.state"
 _FIRST_RETRY_S = 0.5
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -40,6 +48,7 @@ class Readiness:
         provider: TokenProvider | None,
         interval_s: float,
         timeout_s: float,
+        store: StateStore | None = None,
     ) -> None:
         self._health = health
         self._services = ("", *services)
@@ -47,7 +56,9 @@ class Readiness:
         self._interval_s = interval_s
         self._timeout_s = timeout_s
         self._task: asyncio.Task[None] | None = None
+        self._store = store
         self.ready: bool | None = None
+        self.store_ok: bool | None = None
 
     async def start(self) -> None:
         await self._health.set(LIVENESS, SERVING)
@@ -56,6 +67,7 @@ class Readiness:
 
     async def check(self) -> bool:
         """One readiness evaluation; publishes the result on the health service."""
+        await self._check_store()
         ok = True
         if self._provider is not None:
             try:
@@ -74,14 +86,33 @@ class Readiness:
             await self._health.set(service, status)
         return ok
 
+    async def _check_store(self) -> None:
+        if self._store is None:
+            return
+        try:
+            await asyncio.wait_for(self._store.ping(), self._timeout_s)
+            ok = True
+        except (GatewayError, TimeoutError):
+            ok = False
+        if ok != self.store_ok:
+            log.log(
+                logging.INFO if ok else logging.ERROR,
+                "state store reachable" if ok else "state store unreachable: keyed sends and consent checks fail",
+                extra={"store": self._store.backend},
+            )
+        self.store_ok = ok
+        await self._health.set(STATE_STORE, SERVING if ok else NOT_SERVING)
+
     async def _loop(self) -> None:
         # Not ready: look again soon (0.5 s, doubling up to the interval), so a replica that
         # started before SmartPush could answer joins the load balancer in seconds, not a whole
         # interval later; at most one token request per check either way.
         retry = _FIRST_RETRY_S
         while True:
-            await asyncio.sleep(self._interval_s if self.ready else min(retry, self._interval_s))
-            retry = _FIRST_RETRY_S if await self.check() else retry * 2
+            healthy = self.ready and self.store_ok is not False
+            await asyncio.sleep(self._interval_s if healthy else min(retry, self._interval_s))
+            await self.check()
+            retry = _FIRST_RETRY_S if self.ready and self.store_ok is not False else retry * 2
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import signal
 import socket
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -34,15 +33,16 @@ from gateway.api.smartapp_service import SmartAppServicer
 from gateway.api.template_service import TemplateServicer
 from gateway.clock import Clock, SystemClock
 from gateway.config import ConfigError, Settings
-from gateway.consent import ConsentStore, SqliteConsentStore
+from gateway.consent import ConsentStore, StoredConsent
 from gateway.errors import GatewayError
-from gateway.idempotency import IdempotencyCache
+from gateway.idempotency import Idempotency
 from gateway.push import PushSender
-from gateway.readiness import LIVENESS, Readiness
-from gateway.smartpush import wire
+from gateway.readiness import LIVENESS, STATE_STORE, Readiness
 from gateway.smartpush.client import SmartPushClient
 from gateway.smartpush.http import make_http_client, make_transport
 from gateway.smartpush.profiles import TokenProviders
+from gateway.state import StateStore, open_store
+from gateway.state.message_ids import MessageIds
 from gateway.telemetry import Telemetry, build_telemetry
 from gateway.templates import TemplateRegistry
 
@@ -109,6 +109,8 @@ class Gateway:
     tokens: TokenProviders
     client: SmartPushClient
     drain: Drain
+    store: StateStore
+    idempotency: Idempotency
     consent: ConsentStore
     templates: TemplateRegistry
     telemetry: Telemetry
@@ -135,11 +137,16 @@ class Gateway:
         self.drain.closing = True
         self.client.drain_until(time.monotonic() + grace)
         log.info("draining", extra={"in_flight": self.drain.in_flight, "timeout_s": grace})
+        deadline = time.monotonic() + grace + _STOP_SLACK_S
         if not await self.drain.wait_idle(grace + _STOP_SLACK_S):
             log.warning("grace ran out with calls in flight", extra={"in_flight": self.drain.in_flight})
+        # Sends whose callers left still finish and record their answer (bounded by the drain).
+        if not await self.idempotency.wait_idle(max(0.0, deadline - time.monotonic())):
+            log.warning("grace ran out with keyed sends still running")
         await self.server.stop(_STOP_SLACK_S)
         await self.http.aclose()
         await self.consent.close()
+        await self.store.close()
         self.telemetry.shutdown()  # flush spans and metrics last, so the drain is in them
 
 
@@ -180,11 +187,11 @@ def _check_listen(listen: str) -> None:
         raise ConfigError("listen", f"cannot listen on {listen!r} ({why})") from None
 
 
-def _consent_store(settings: Settings) -> ConsentStore:
-    try:
-        return SqliteConsentStore(settings.consent_db)
-    except (OSError, sqlite3.Error) as exc:
-        raise ConfigError("consent_db", f"cannot open {str(settings.consent_db)!r} ({exc})") from None
+def lease_s(settings: Settings) -> float:
+    """How long an idempotency claim holds unless renewed: a few attempts' worth, so a claim of a
+    process that died lapses soon; a running send renews it."""
+    sp = settings.smartpush
+    return max(10.0, 2 * (sp.token_timeout_s + sp.connect_timeout_s + sp.request_timeout_s))
 
 
 async def start_gateway(
@@ -194,6 +201,7 @@ async def start_gateway(
     transport: httpx.AsyncBaseTransport | None = None,
     consent: ConsentStore | None = None,
     telemetry: Telemetry | None = None,
+    store: StateStore | None = None,
 ) -> Gateway:
     clock = clock or SystemClock()
     telemetry = telemetry or build_telemetry(settings.telemetry)
@@ -202,7 +210,9 @@ async def start_gateway(
     http = make_http_client(settings.smartpush, transport)
     creds = _credentials(settings)  # before anything starts: a bad TLS file stops start-up
     _check_listen(settings.listen)
-    consent = consent or _consent_store(settings)
+    store = store or open_store(settings.state, clock)
+    consent = consent or StoredConsent(store)
+    idempotency = Idempotency(store, clock, settings.idempotency_ttl_s, lease_s(settings))
     templates = TemplateRegistry.from_settings(settings.templates, strict=settings.strict_templates)
     routes = TokenProviders(settings, http, clock, telemetry)
     client = SmartPushClient(transport, settings.smartpush, clock, telemetry=telemetry)
@@ -210,9 +220,9 @@ async def start_gateway(
         settings,
         client,
         routes,
-        IdempotencyCache(clock, settings.idempotency_ttl_s, settings.idempotency_max_entries),
+        idempotency,
         clock,
-        wire.MessageIds(int(time.time() * 1000)),
+        MessageIds(store, clock),
         templates,
         consent,
         telemetry,
@@ -225,7 +235,8 @@ async def start_gateway(
     edge.register(server, _TEMPLATE, TemplateServicer(templates))
     edge.register(server, _SMARTAPP, SmartAppServicer())
     health = health_aio.HealthServicer()
-    edge.register(server, _HEALTH, HealthEdge(health, frozenset(("", LIVENESS, *API_SERVICES))), api=False)
+    health_names = frozenset(("", LIVENESS, STATE_STORE, *API_SERVICES))
+    edge.register(server, _HEALTH, HealthEdge(health, health_names), api=False)
     edge.register(server, _REFLECTION, reflection_aio.ReflectionServicer(SERVICE_NAMES), api=False)
     try:
         port = server.add_secure_port(settings.listen, creds) if creds else server.add_insecure_port(settings.listen)
@@ -238,10 +249,24 @@ async def start_gateway(
         routes.named.get(settings.default_profile) if settings.readiness_checks_token else None,
         settings.readiness_interval_s,
         settings.smartpush.token_timeout_s,
+        store,
     )
     await readiness.start()
     return Gateway(
-        settings, server, port, health, http, routes, client, drain, consent, templates, telemetry, readiness
+        settings,
+        server,
+        port,
+        health,
+        http,
+        routes,
+        client,
+        drain,
+        store,
+        idempotency,
+        consent,
+        templates,
+        telemetry,
+        readiness,
     )
 
 

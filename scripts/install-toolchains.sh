@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 # which replaces the 1.3 package that golang-google-grpc-dev pulls in.
 DEBS=(golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev golang-google-protobuf-dev
       golang-google-genproto-dev golang-github-golang-protobuf-1-5-dev
-      kubectl)  # `kubectl kustomize` renders deploy/k8s; no cluster is contacted
+      kubectl  # `kubectl kustomize` renders deploy/k8s; no cluster is contacted
+      redis-server)  # for the Redis state store tests: fixtures start their own on a free port
 missing=()
 for pkg in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

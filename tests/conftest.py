@@ -55,7 +55,7 @@ async def make_gateway(emulator: EmulatorServer, tmp_path: Path) -> AsyncIterato
     started: list[Gateway] = []
 
     async def factory(clock: Clock | None = None, telemetry: Telemetry | None = None, **overrides: Any) -> Gateway:
-        overrides.setdefault("consent_db", tmp_path / "consent.sqlite3")
+        overrides.setdefault("state", {"sqlite_path": tmp_path / "state.sqlite3"})
         gw = await start_gateway(settings_for(emulator, **overrides), clock=clock, telemetry=telemetry)
         started.append(gw)
         return gw

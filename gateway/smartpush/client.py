@@ -53,6 +53,9 @@ class SendCall:
     deadline: float | None  # monotonic seconds, None without a caller deadline
     route: Route
     callback_url: str = ""
+    # The caller's deadline bounds when attempts start, not how long a started one runs: the
+    # attempt runs to its own timeouts (and the drain), so its outcome is known and recorded.
+    finish_started: bool = False
 
 
 def deadline_exceeded(message: str) -> GatewayError:
@@ -98,6 +101,8 @@ class SmartPushClient:
             remaining, draining = self._remaining(call.deadline)
             if remaining is not None and remaining < self._policy.min_attempt_s:
                 raise self._out_of_time(draining, "leaves no time for the SmartPush call")
+            if call.finish_started:
+                remaining, _ = self._remaining(None)  # only the drain bounds a started attempt
             try:
                 token, response = await self._bounded(call, body, remaining, sent)
             except TimeoutError:

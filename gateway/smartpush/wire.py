@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import orjson
@@ -17,16 +16,6 @@ _MODE = {
     delivery_pb2.DELIVERY_MODE_BROADCAST: "BROADCAST",
     delivery_pb2.DELIVERY_MODE_SEQUENTIAL: "SEQUENTIAL",
 }
-
-
-class MessageIds:
-    """`messageId` is a long unique within a session; count up from a start that differs per process."""
-
-    def __init__(self, start: int) -> None:
-        self._next = itertools.count(start)
-
-    def next(self) -> int:
-        return next(self._next)
 
 
 def template_content(content: template_pb2.TemplateContent, wire: WireSettings) -> Json:

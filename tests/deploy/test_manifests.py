@@ -189,9 +189,9 @@ def test_probes_ports_env_and_paths_match_the_code(rendered: tuple[Path, list[di
     for name, profile in settings.profiles.items():
         assert profile.secret is None
         assert str(secret_paths[name]).startswith(mounts["credentials"]["mountPath"] + "/")
-    # Read-only root: the consent store must sit on a writable volume.
+    # Read-only root: the SQLite state store must sit on a writable volume.
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert str(settings.consent_db).startswith(mounts["state"]["mountPath"] + "/")
+    assert str(settings.state.sqlite_path).startswith(mounts["state"]["mountPath"] + "/")
     assert "emptyDir" in volumes["state"]
     overlay_env = {e["name"]: e.get("value") for e in container["env"]}
     ca = overlay_env["SMARTPUSH_GATEWAY_SMARTPUSH__CA_BUNDLE"]
@@ -213,7 +213,7 @@ def test_dockerfile_entrypoint_serves_the_manifests_config_against_the_emulator(
     config = _config(docs)
     config["profiles"]["default"]["secret_file"] = str(tmp_path / "default-secret")
     (tmp_path / "default-secret").write_text("demo-secret\n")
-    config["consent_db"] = str(tmp_path / "consent.sqlite3")
+    config["state"] = {"backend": "sqlite", "sqlite_path": str(tmp_path / "state.sqlite3")}
     config["telemetry"] = {}
     (tmp_path / "gateway.yaml").write_text(yaml.safe_dump(config))
     args = [a.replace(container["args"][1], str(tmp_path / "gateway.yaml")) for a in container["args"]]

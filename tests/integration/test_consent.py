@@ -115,7 +115,7 @@ async def test_require_consent_flow_and_restart(make_gateway: GatewayFactory, ad
         assert not (await perms.RecordConsent(pb.RecordConsentRequest(message_json=json.dumps(silent)))).recorded
     await gw.stop(0)
 
-    restarted = await make_gateway(require_consent=True)  # same consent_db file
+    restarted = await make_gateway(require_consent=True)  # same state file
     async with grpc.aio.insecure_channel(restarted.address) as ch:
         push, perms = async_stub(ch), _permissions(ch)
         found = await perms.GetConsent(pb.GetConsentRequest(project_id=PROJECT, sub="third-user"), timeout=5)
@@ -150,6 +150,6 @@ async def test_the_store_keeps_no_sub_in_clear(make_gateway: GatewayFactory, tmp
             )
         )
     await gw.stop(0)
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("consent.sqlite3*"))
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("state.sqlite3*"))
     assert PROJECT.encode() in raw
     assert SUB.encode() not in raw

@@ -78,7 +78,7 @@ async def test_an_unexpected_failure_is_internal_with_rq_uid_and_logged_with_its
     emulator: EmulatorServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.handler.addFilter(TraceContextFilter())
-    settings = settings_for(emulator, require_consent=True, consent_db=tmp_path / "c.sqlite3")
+    settings = settings_for(emulator, require_consent=True, state={"sqlite_path": tmp_path / "c.sqlite3"})
     gw = await start_gateway(settings, consent=_BrokenStore(), telemetry=Telemetry.disabled())
     try:
         async with grpc.aio.insecure_channel(gw.address) as channel:

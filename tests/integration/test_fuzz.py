@@ -65,7 +65,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     env = {
         **os.environ,
-        "SMARTPUSH_GATEWAY_CONSENT_DB": str(tmp / "consent.sqlite3"),
+        "SMARTPUSH_GATEWAY_STATE__SQLITE_PATH": str(tmp / "state.sqlite3"),
         "SMARTPUSH_GATEWAY_READINESS_CHECKS_TOKEN": "false",
     }
     log = (tmp / "gateway.log").open("wb")

@@ -82,7 +82,7 @@ async def test_sigterm_under_load_drains_accepted_calls_and_refuses_new_ones(tmp
         "SMARTPUSH_GATEWAY_SMARTPUSH__BASE_URL": f"http://127.0.0.1:{emu_port}",
         "SMARTPUSH_GATEWAY_PROFILES__DEFAULT__CLIENT_ID": DEMO_CLIENT_ID,
         "SMARTPUSH_GATEWAY_PROFILES__DEFAULT__SECRET": DEMO_SECRET,
-        "SMARTPUSH_GATEWAY_CONSENT_DB": str(tmp_path / "consent.sqlite3"),
+        "SMARTPUSH_GATEWAY_STATE__SQLITE_PATH": str(tmp_path / "state.sqlite3"),
     }
     emulator = (CLI, "emulator", "--listen", f"127.0.0.1:{emu_port}")
     gateway = (CLI, "serve", "--listen", f"127.0.0.1:{gw_port}", "--log-format", "json")

@@ -20,7 +20,7 @@ SECRET = "TOP-SECRET-value-42"
 
 def serve(tmp_path: Path, config: str | None, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SMARTPUSH_GATEWAY_")}
-    clean |= {"SMARTPUSH_GATEWAY_CONSENT_DB": str(tmp_path / "consent.sqlite3"), **(env or {})}
+    clean |= {"SMARTPUSH_GATEWAY_STATE__SQLITE_PATH": str(tmp_path / "state.sqlite3"), **(env or {})}
     cmd = [CLI, "serve", "--listen", "127.0.0.1:0", *args]
     if config is not None:
         path = tmp_path / "gateway.yaml"
@@ -96,7 +96,7 @@ def test_a_port_in_use_is_named(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         clean = {k: v for k, v in os.environ.items() if not k.startswith("SMARTPUSH_GATEWAY_")}
-        clean["SMARTPUSH_GATEWAY_CONSENT_DB"] = str(tmp_path / "c.sqlite3")
+        clean["SMARTPUSH_GATEWAY_STATE__SQLITE_PATH"] = str(tmp_path / "c.sqlite3")
         done = subprocess.run(
             [CLI, "serve", "--emulator", "--listen", f"127.0.0.1:{port}", "--log-format", "text"],
             env=clean,

@@ -61,7 +61,7 @@ async def supervisor(emulator: EmulatorServer, tmp_path: Path) -> AsyncIterator[
         "SMARTPUSH_GATEWAY_SMARTPUSH__BASE_URL": emulator.url,
         "SMARTPUSH_GATEWAY_PROFILES__DEFAULT__CLIENT_ID": DEMO_CLIENT_ID,
         "SMARTPUSH_GATEWAY_PROFILES__DEFAULT__SECRET": DEMO_SECRET,
-        "SMARTPUSH_GATEWAY_CONSENT_DB": ":memory:",
+        "SMARTPUSH_GATEWAY_STATE__SQLITE_PATH": str(tmp_path / "state.sqlite3"),
     }
     proc = await asyncio.create_subprocess_exec(
         str(BIN / "smartpush-gateway"), "serve", "--workers", "2", "--listen", "127.0.0.1:0",

@@ -112,6 +112,14 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_SERVICE_UNKNOWN: _ErrorReason.ValueType  # 40
     """A health check named a service this gateway does not serve."""
+    ERROR_REASON_STATE_STORE_UNAVAILABLE: _ErrorReason.ValueType  # 41
+    """The shared state store (SQLite file or Redis) could not be reached. Sends that
+    need it (an idempotency key, required consent) fail closed: nothing was sent.
+    """
+    ERROR_REASON_IDEMPOTENCY_IN_PROGRESS: _ErrorReason.ValueType  # 42
+    """Another call with this idempotency key and the same request is still running;
+    retry after RetryInfo's delay to get its answer replayed. Nothing was sent.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed. Every error the gateway returns carries a
@@ -211,4 +219,12 @@ Safe to retry at once on another replica (the shipped channel config does).
 """
 ERROR_REASON_SERVICE_UNKNOWN: ErrorReason.ValueType  # 40
 """A health check named a service this gateway does not serve."""
+ERROR_REASON_STATE_STORE_UNAVAILABLE: ErrorReason.ValueType  # 41
+"""The shared state store (SQLite file or Redis) could not be reached. Sends that
+need it (an idempotency key, required consent) fail closed: nothing was sent.
+"""
+ERROR_REASON_IDEMPOTENCY_IN_PROGRESS: ErrorReason.ValueType  # 42
+"""Another call with this idempotency key and the same request is still running;
+retry after RetryInfo's delay to get its answer replayed. Nothing was sent.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -1,0 +1,140 @@
+"""The embedded state store: one SQLite file shared by every worker of a host (WAL).
+
+Each call runs on the store's own thread, so a write waiting for another process's lock never
+blocks the event loop. A claim is one IMMEDIATE transaction (the write lock is taken before the
+read), which makes claim-or-read atomic across processes. Expired records are purged as claims
+go by, so the file stays bounded by the TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from gateway.clock import Clock
+from gateway.state.store import Claim, Claimed, StoreUnavailable, done_record, owned_by, parse_record, pending_record
+
+T = TypeVar("T")
+_PURGE_EVERY = 500  # claims
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at)",
+    "CREATE TABLE IF NOT EXISTS kv (namespace TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, "
+    "PRIMARY KEY (namespace, key))",
+    "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+)
+
+
+class SqliteStore:
+    backend = "sqlite"
+
+    def __init__(self, path: Path | str, clock: Clock, busy_timeout_s: float = 5.0) -> None:
+        """Opens (and creates) the file now, so a path that cannot be used stops start-up."""
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._clock = clock
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=busy_timeout_s)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, never corrupt
+        for statement in _SCHEMA:
+            self._db.execute(statement)
+        self._claims = 0
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(self.backend, exc) from exc
+
+    def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[], T]:
+        def run() -> T:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(self._db)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return result
+
+        return run
+
+    async def claim(self, key: str, fingerprint: bytes, token: bytes, lease_s: float) -> Claim:
+        now = self._clock.time()
+        self._claims += 1
+        purge = self._claims % _PURGE_EVERY == 0
+
+        def claim(db: sqlite3.Connection) -> Claim:
+            if purge:
+                db.execute("DELETE FROM idempotency WHERE expires_at <= ?", (now,))
+            row = db.execute("SELECT value, expires_at FROM idempotency WHERE key = ?", (key,)).fetchone()
+            if row is not None and row[1] > now:
+                return parse_record(bytes(row[0]))
+            db.execute(
+                "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?)",
+                (key, pending_record(token, fingerprint), now + lease_s),
+            )
+            return Claimed(token)
+
+        return await self._run(self._transaction(claim))
+
+    async def complete(self, key: str, fingerprint: bytes, response: bytes, ttl_s: float) -> None:
+        expires = self._clock.time() + ttl_s
+        await self._run(
+            lambda: self._db.execute(
+                "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?)",
+                (key, done_record(fingerprint, response), expires),
+            )
+        )
+
+    async def release(self, key: str, token: bytes) -> None:
+        def release(db: sqlite3.Connection) -> None:
+            row = db.execute("SELECT value FROM idempotency WHERE key = ?", (key,)).fetchone()
+            if row is not None and owned_by(bytes(row[0]), token):
+                db.execute("DELETE FROM idempotency WHERE key = ?", (key,))
+
+        await self._run(self._transaction(release))
+
+    async def renew(self, key: str, token: bytes, lease_s: float) -> bool:
+        expires = self._clock.time() + lease_s
+
+        def renew(db: sqlite3.Connection) -> bool:
+            row = db.execute("SELECT value FROM idempotency WHERE key = ?", (key,)).fetchone()
+            if row is None or not owned_by(bytes(row[0]), token):
+                return False
+            db.execute("UPDATE idempotency SET expires_at = ? WHERE key = ?", (expires, key))
+            return True
+
+        return await self._run(self._transaction(renew))
+
+    async def reserve_ids(self, count: int, floor: int) -> int:
+        def reserve(db: sqlite3.Connection) -> int:
+            db.execute("INSERT OR IGNORE INTO counters VALUES ('message_id', ?)", (floor,))
+            (last,) = db.execute(
+                "UPDATE counters SET value = value + ? WHERE name = 'message_id' RETURNING value", (count,)
+            ).fetchone()
+            return int(last) - count + 1
+
+        return await self._run(self._transaction(reserve))
+
+    async def get(self, namespace: str, key: str) -> bytes | None:
+        def get() -> bytes | None:
+            row = self._db.execute("SELECT value FROM kv WHERE namespace = ? AND key = ?", (namespace, key)).fetchone()
+            return None if row is None else bytes(row[0])
+
+        return await self._run(get)
+
+    async def put(self, namespace: str, key: str, value: bytes) -> None:
+        await self._run(lambda: self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (namespace, key, value)))
+
+    async def ping(self) -> None:
+        await self._run(lambda: self._db.execute("SELECT 1").fetchone())
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._pool, self._db.close)
+        self._pool.shutdown(wait=True)

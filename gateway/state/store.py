@@ -1,0 +1,105 @@
+"""The state store: everything the gateway remembers, shared by its processes and replicas.
+
+Two backends behind one small interface: SQLite (embedded, one file shared by the workers of a
+host) and Redis (shared by replicas). Neither keeps anything in process memory; records expire
+in the store. A store that cannot answer raises `StoreUnavailable`, a `GatewayError` with its own
+reason, so every caller fails closed with one clear answer.
+
+Idempotency records are bytes: `P` + lease token (16) + fingerprint (32) while a send runs, `D` +
+fingerprint (32) + the serialized answer once it is known.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol
+
+from smartpush.gateway.v1 import errors_pb2
+
+from gateway.errors import GatewayError
+
+TOKEN_BYTES = 16
+FINGERPRINT_BYTES = 32
+_PENDING = b"P"
+_DONE = b"D"
+
+
+class Claimed(NamedTuple):
+    """This call owns the key: it sends, then completes or releases it with `token`."""
+
+    token: bytes
+
+
+class Replay(NamedTuple):
+    """The key's send is done: its answer, for the request with `fingerprint`."""
+
+    fingerprint: bytes
+    response: bytes
+
+
+class Busy(NamedTuple):
+    """Another call owns the key and is still sending."""
+
+    fingerprint: bytes
+
+
+Claim = Claimed | Replay | Busy
+
+
+class StoreUnavailable(GatewayError):
+    def __init__(self, backend: str, exc: BaseException) -> None:
+        # The exception's type only: its text may carry a URL with a password.
+        super().__init__(
+            errors_pb2.ERROR_REASON_STATE_STORE_UNAVAILABLE,
+            f"the {backend} state store is unavailable ({type(exc).__name__}); nothing was sent",
+            metadata={"store": backend},
+        )
+
+
+class StateStore(Protocol):
+    backend: str
+
+    async def claim(self, key: str, fingerprint: bytes, token: bytes, lease_s: float) -> Claim:
+        """Atomically: own `key` for `lease_s` unless a live record holds it; else say what holds it."""
+        ...
+
+    async def complete(self, key: str, fingerprint: bytes, response: bytes, ttl_s: float) -> None:
+        """Record the answer of the key's send, kept for `ttl_s`."""
+        ...
+
+    async def release(self, key: str, token: bytes) -> None:
+        """Give the key up (the send failed), if `token` still owns it."""
+        ...
+
+    async def renew(self, key: str, token: bytes, lease_s: float) -> bool:
+        """Extend the claim of `token` by `lease_s` from now; False if it no longer owns the key."""
+        ...
+
+    async def reserve_ids(self, count: int, floor: int) -> int:
+        """The first of `count` ids no other caller of any process ever gets; the counter starts at `floor`."""
+        ...
+
+    async def get(self, namespace: str, key: str) -> bytes | None: ...
+
+    async def put(self, namespace: str, key: str, value: bytes) -> None: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def pending_record(token: bytes, fingerprint: bytes) -> bytes:
+    return _PENDING + token + fingerprint
+
+
+def done_record(fingerprint: bytes, response: bytes) -> bytes:
+    return _DONE + fingerprint + response
+
+
+def parse_record(value: bytes) -> Replay | Busy:
+    if value[:1] == _DONE:
+        return Replay(value[1 : 1 + FINGERPRINT_BYTES], value[1 + FINGERPRINT_BYTES :])
+    return Busy(value[1 + TOKEN_BYTES : 1 + TOKEN_BYTES + FINGERPRINT_BYTES])
+
+
+def owned_by(value: bytes, token: bytes) -> bool:
+    return value[:1] == _PENDING and value[1 : 1 + TOKEN_BYTES] == token
