@@ -15,7 +15,7 @@ from gateway.config import ProfileSettings, Settings, SmartPushSettings
 from gateway.emulator import DEMO_CLIENT_ID, DEMO_SECRET, EmulatorServer, start_emulator
 from gateway.server import Gateway, start_gateway
 from gateway.telemetry import Telemetry
-from tests.helpers import AsyncStub, EmulatorAdmin, async_stub
+from tests.helpers import AsyncStub, EmulatorAdmin, RedisServer, async_stub
 
 GatewayFactory = Callable[..., Awaitable[Gateway]]
 
@@ -86,3 +86,11 @@ def smartapp(channel: grpc.aio.Channel) -> Any:
     from smartpush.gateway.v1 import smartapp_service_pb2_grpc
 
     return smartapp_service_pb2_grpc.SmartAppServiceStub(channel)
+
+
+@pytest.fixture
+async def redis_server() -> AsyncIterator[RedisServer]:
+    server = RedisServer()
+    await server.start()
+    yield server
+    await server.stop()

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import shutil
+import signal
 import socket
+import sys
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
@@ -134,3 +141,69 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+class RedisServer:
+    """A real `redis-server` (Debian's, installed by `make toolchains`) on a free loopback port,
+    without persistence; stopped by PID and restartable on the same port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is missing: run `make toolchains` (Debian's redis-server)")
+        self._proc = await asyncio.create_subprocess_exec(
+            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        for _ in range(200):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                await asyncio.sleep(0.025)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return
+        raise RuntimeError(f"redis-server did not listen on {self.port}")
+
+    async def stop(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.terminate()
+            await self._proc.wait()
+        self._proc = None
+
+
+CLI = str(Path(sys.executable).parent / "smartpush-gateway")
+
+
+@contextlib.asynccontextmanager
+async def process(*argv: str, env: dict[str, str], ready: bytes) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A real process (the gateway's CLI, usually), ready once it prints `ready`; killed at the end."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env, start_new_session=True
+    )
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(60):
+            while ready not in (line := await proc.stdout.readline()):
+                assert line, f"{argv[1]} exited early"
+        yield proc
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    """This environment without any SMARTPUSH_GATEWAY_* variable of the test run, plus `settings`."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SMARTPUSH_GATEWAY_")}
+    return {**base, **settings}

@@ -114,7 +114,7 @@ class SqliteStore:
 
     async def reserve_ids(self, count: int, floor: int) -> int:
         def reserve(db: sqlite3.Connection) -> int:
-            db.execute("INSERT OR IGNORE INTO counters VALUES ('message_id', ?)", (floor,))
+            db.execute("INSERT OR IGNORE INTO counters VALUES ('message_id', ?)", (floor - 1,))
             (last,) = db.execute(
                 "UPDATE counters SET value = value + ? WHERE name = 'message_id' RETURNING value", (count,)
             ).fetchone()

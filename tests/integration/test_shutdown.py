@@ -8,11 +8,8 @@ that arrive during the drain are refused with UNAVAILABLE / SHUTTING_DOWN, havin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,31 +21,12 @@ from smartpush_gateway_client.errors import decode
 
 from gateway.emulator import DEMO_CLIENT_ID, DEMO_SECRET
 from tests.conftest import GatewayFactory
-from tests.helpers import EmulatorAdmin, async_stub, free_port, send_request
+from tests.helpers import CLI, EmulatorAdmin, async_stub, free_port, process, send_request
 
-CLI = str(Path(sys.executable).parent / "smartpush-gateway")
 LOADED = 40  # calls in flight when SIGTERM arrives
 LATE = 10  # calls sent during the drain
 UPSTREAM_LATENCY_MS = 1500
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-@contextlib.asynccontextmanager
-async def process(*argv: str, env: dict[str, str], ready: bytes) -> AsyncIterator[asyncio.subprocess.Process]:
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env, start_new_session=True
-    )
-    assert proc.stdout is not None
-    try:
-        async with asyncio.timeout(60):
-            while ready not in (line := await proc.stdout.readline()):
-                assert line, f"{argv[1]} exited early"
-        yield proc
-    finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
 
 
 async def _send(stub: Any, key: str) -> tuple[str, str | None]:

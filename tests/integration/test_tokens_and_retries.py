@@ -153,3 +153,23 @@ async def test_idempotency_key_replays_and_guards(stub: AsyncStub, admin: Emulat
     with pytest.raises(grpc.aio.AioRpcError):
         await stub.Send(send_request(idempotency_key="order-43"), timeout=5)
     assert (await stub.Send(send_request(idempotency_key="order-43"), timeout=5)).replayed is False
+
+
+async def test_a_repeat_waits_for_the_running_send_then_gives_up_with_a_retry_delay(
+    stub: AsyncStub, admin: EmulatorAdmin
+) -> None:
+    await stub.Send(send_request(), timeout=5)  # warm token
+    await admin.next_fault(latency_ms=1500)
+    request = send_request(idempotency_key="order-77")
+    first = asyncio.ensure_future(stub.Send(request, timeout=10))
+    await asyncio.sleep(0.3)  # the first is at SmartPush
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Send(request, timeout=0.5)
+    err = decode(caught.value)
+    assert (err.code, err.reason) == (grpc.StatusCode.ABORTED, "ERROR_REASON_IDEMPOTENCY_IN_PROGRESS")
+    assert err.retry_after_s is not None
+    assert err.retry_after_s > 0
+    waited = await stub.Send(request, timeout=10)  # long enough: waits, then replays
+    assert not (await first).replayed
+    assert waited.replayed
+    assert len([s for s in await admin.sends() if s["rq_uid"] == waited.rq_uid]) == 1

@@ -1,0 +1,137 @@
+"""The state store contract, against both real backends: a SQLite file and a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from smartpush.gateway.v1 import errors_pb2
+
+from gateway.clock import SystemClock
+from gateway.config import StateSettings
+from gateway.state import StateStore, open_store
+from gateway.state.store import Busy, Claimed, Replay, StoreUnavailable
+from tests.helpers import RedisServer
+
+FP_A = b"a" * 32
+FP_B = b"b" * 32
+TOKEN_1 = b"1" * 16
+TOKEN_2 = b"2" * 16
+
+
+def _settings(backend: str, tmp_path: Path, redis: RedisServer | None, prefix: str = "t:") -> StateSettings:
+    if backend == "sqlite":
+        return StateSettings(backend="sqlite", sqlite_path=tmp_path / "state.sqlite3")
+    assert redis is not None
+    return StateSettings(backend="redis", redis_url=redis.url, key_prefix=prefix)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def stores(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_server: RedisServer
+) -> AsyncIterator[tuple[StateStore, StateStore]]:
+    """Two stores on the same state, as two processes would have."""
+    settings = _settings(request.param, tmp_path, redis_server)
+    a, b = open_store(settings, SystemClock()), open_store(settings, SystemClock())
+    yield a, b
+    await a.close()
+    await b.close()
+
+
+async def test_a_key_is_claimed_once_then_replayed(stores: tuple[StateStore, StateStore]) -> None:
+    a, b = stores
+    assert await a.claim("k", FP_A, TOKEN_1, 30) == Claimed(TOKEN_1)
+    assert await b.claim("k", FP_A, TOKEN_2, 30) == Busy(FP_A)
+    await a.complete("k", FP_A, b"answer", 60)
+    assert await b.claim("k", FP_B, TOKEN_2, 30) == Replay(FP_A, b"answer")
+
+
+async def test_concurrent_claims_have_one_winner(stores: tuple[StateStore, StateStore]) -> None:
+    a, b = stores
+    tokens = [bytes([i]) * 16 for i in range(40)]
+    claims = await asyncio.gather(*((a if i % 2 else b).claim("race", FP_A, t, 30) for i, t in enumerate(tokens)))
+    assert sum(isinstance(c, Claimed) for c in claims) == 1
+    assert all(isinstance(c, Busy | Claimed) for c in claims)
+
+
+async def test_release_frees_the_key_only_for_its_owner(stores: tuple[StateStore, StateStore]) -> None:
+    a, b = stores
+    await a.claim("k", FP_A, TOKEN_1, 30)
+    await b.release("k", TOKEN_2)  # not the owner: nothing happens
+    assert isinstance(await b.claim("k", FP_A, TOKEN_2, 30), Busy)
+    await a.release("k", TOKEN_1)
+    assert await b.claim("k", FP_B, TOKEN_2, 30) == Claimed(TOKEN_2)
+    assert await a.renew("k", TOKEN_1, 30) is False
+    assert await b.renew("k", TOKEN_2, 30) is True
+
+
+async def test_a_lapsed_lease_can_be_claimed_again(stores: tuple[StateStore, StateStore]) -> None:
+    a, b = stores
+    await a.claim("k", FP_A, TOKEN_1, 0.2)  # its process "died": nobody completes or renews it
+    await asyncio.sleep(0.4)
+    assert await b.claim("k", FP_A, TOKEN_2, 30) == Claimed(TOKEN_2)
+
+
+async def test_records_expire(stores: tuple[StateStore, StateStore]) -> None:
+    a, b = stores
+    await a.claim("k", FP_A, TOKEN_1, 30)
+    await a.complete("k", FP_A, b"answer", 0.2)
+    await asyncio.sleep(0.4)
+    assert await b.claim("k", FP_B, TOKEN_2, 30) == Claimed(TOKEN_2)
+
+
+async def test_id_blocks_never_overlap(stores: tuple[StateStore, StateStore]) -> None:
+    a, b = stores
+    firsts = await asyncio.gather(*((a if i % 2 else b).reserve_ids(100, 1_700_000_000_000) for i in range(20)))
+    ids = [i for first in firsts for i in range(first, first + 100)]
+    assert len(set(ids)) == 2000
+    assert min(ids) == 1_700_000_000_000
+
+
+async def test_values_are_shared(stores: tuple[StateStore, StateStore]) -> None:
+    a, b = stores
+    assert await b.get("consent", "x") is None
+    await a.put("consent", "x", b"v1")
+    await a.put("consent", "x", b"v2")
+    assert await b.get("consent", "x") == b"v2"
+    assert await b.get("other", "x") is None
+
+
+async def test_state_survives_reopening(tmp_path: Path, redis_server: RedisServer) -> None:
+    for backend in ("sqlite", "redis"):
+        settings = _settings(backend, tmp_path, redis_server, prefix="reopen:")
+        store = open_store(settings, SystemClock())
+        await store.put("consent", "x", b"kept")
+        await store.claim("k", FP_A, TOKEN_1, 30)
+        await store.complete("k", FP_A, b"answer", 60)
+        await store.close()
+        store = open_store(settings, SystemClock())
+        assert await store.get("consent", "x") == b"kept"
+        assert await store.claim("k", FP_A, TOKEN_2, 30) == Replay(FP_A, b"answer")
+        await store.close()
+
+
+async def test_redis_down_is_unavailable_and_recovers(redis_server: RedisServer, tmp_path: Path) -> None:
+    store = open_store(_settings("redis", tmp_path, redis_server), SystemClock())
+    await store.ping()
+    await redis_server.stop()
+    for call in (store.ping(), store.claim("k", FP_A, TOKEN_1, 30), store.get("consent", "x")):
+        with pytest.raises(StoreUnavailable) as caught:
+            await call
+        assert caught.value.reason == errors_pb2.ERROR_REASON_STATE_STORE_UNAVAILABLE
+        assert "redis" in caught.value.message
+    await redis_server.start()  # same port, empty
+    await store.ping()  # reconnected by itself
+    assert await store.claim("k", FP_A, TOKEN_1, 30) == Claimed(TOKEN_1)
+    await store.close()
+
+
+def test_sqlite_path_that_cannot_be_used_stops_startup(tmp_path: Path) -> None:
+    from gateway.config import ConfigError
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError) as caught:
+        open_store(StateSettings(sqlite_path=tmp_path / "file" / "state.sqlite3"), SystemClock())
+    assert caught.value.setting == "state.sqlite_path"
