@@ -165,8 +165,9 @@ class StateSettings(_Strict):
     sqlite_path: Path = Path(".smartpush-gateway/state.sqlite3")
     # redis://host:6379/0 or rediss:// for TLS; may carry a password (it is a secret: from a Secret).
     redis_url: SecretStr | None = None
-    # A password kept apart from the URL (e.g. REDIS_PASSWORD from a Secret).
+    # A password kept apart from the URL: as a value, or (better, from a mounted Secret) a file.
     redis_password: SecretStr | None = None
+    redis_password_file: Path | None = None
     # CA bundle for rediss:// when the server's chain is not in the system store.
     redis_ca_file: Path | None = None
     # Prefix of every key, so several gateways (or environments) can share one Redis.
@@ -180,7 +181,19 @@ class StateSettings(_Strict):
             raise ValueError("backend `redis` needs `redis_url` (state.redis_url)")
         if self.redis_ca_file is not None and not self.redis_ca_file.is_file():
             raise ValueError(f"redis_ca_file {str(self.redis_ca_file)!r} does not exist")
+        if self.redis_password is not None and self.redis_password_file is not None:
+            raise ValueError("set redis_password or redis_password_file, not both")
+        pw_file = self.redis_password_file
+        if pw_file is not None and not (pw_file.is_file() and os.access(pw_file, os.R_OK)):
+            raise ValueError(f"redis_password_file {str(pw_file)!r} does not exist or cannot be read")
         return self
+
+    def resolve_redis_password(self) -> str | None:
+        if self.redis_password is not None:
+            return self.redis_password.get_secret_value()
+        if self.redis_password_file is not None:
+            return self.redis_password_file.read_text().strip()
+        return None
 
 
 # Settings that moved: a config that still has them stops start-up with where they went.

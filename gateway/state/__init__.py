@@ -26,7 +26,7 @@ def open_store(settings: StateSettings, clock: Clock) -> StateStore:
         return RedisStore(
             settings.redis_url.get_secret_value(),
             prefix=settings.key_prefix,
-            password=settings.redis_password.get_secret_value() if settings.redis_password else None,
+            password=settings.resolve_redis_password(),
             ca_file=settings.redis_ca_file,
             timeout_s=settings.timeout_s,
         )

@@ -50,8 +50,9 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[
     return path, [d for d in yaml.safe_load_all(text) if d]
 
 
-def kind(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    return next(d for d in docs if d["kind"] == name)
+def kind(docs: list[dict[str, Any]], name: str, called: str = "smartpush-gateway") -> dict[str, Any]:
+    """The object of that kind and name (the gateway's own unless `called` says otherwise)."""
+    return next(d for d in docs if d["kind"] == name and d["metadata"]["name"] == called)
 
 
 def validate(path: Path) -> subprocess.CompletedProcess[str]:
@@ -63,7 +64,7 @@ def test_every_rendered_manifest_validates_against_the_schemas(rendered: tuple[P
     path, docs = rendered
     assert {d["kind"] for d in docs} >= {
         "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap",
-        "ServiceAccount", "NetworkPolicy",
+        "ServiceAccount", "NetworkPolicy", "StatefulSet",
     }  # fmt: skip
     result = validate(path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -120,15 +121,19 @@ def test_checkov_finds_nothing_unjustified(rendered: tuple[Path, list[dict[str, 
     report = json.loads(result.stdout)
     assert report["summary"]["failed"] == 0, result.stdout[:4000]
     assert report["summary"]["passed"] > 50
-    # Every skip carries its reason (the annotations on the Deployment).
-    annotations = kind(rendered[1], "Deployment")["metadata"]["annotations"]
-    reasons = [v.split("=", 1) for k, v in annotations.items() if k.startswith("checkov.io/skip")]
+    # Every skip carries its reason (the annotations on the workloads).
+    reasons = [
+        v.split("=", 1)
+        for d in rendered[1]
+        for k, v in d["metadata"].get("annotations", {}).items()
+        if k.startswith("checkov.io/skip")
+    ]
     assert report["summary"]["skipped"] == len(reasons)
     assert all(len(r) == 2 and len(r[1]) > 20 for r in reasons)
 
 
 def _config(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    config_map = kind(docs, "ConfigMap")
+    config_map = next(d for d in docs if d["kind"] == "ConfigMap")
     loaded: dict[str, Any] = yaml.safe_load(config_map["data"]["gateway.yaml"])
     return loaded
 
@@ -252,3 +257,76 @@ def test_dockerfile_entrypoint_serves_the_manifests_config_against_the_emulator(
                 proc.kill()
             if proc is not None:
                 proc.wait()
+
+
+def test_the_overlay_shares_state_through_redis_and_the_base_stays_on_sqlite(
+    rendered: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    _, docs = rendered
+    deployment = kind(docs, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert deployment["spec"]["replicas"] > 1
+    assert env["SMARTPUSH_GATEWAY_STATE__BACKEND"] == "redis"
+    url = env["SMARTPUSH_GATEWAY_STATE__REDIS_URL"]
+    service = kind(docs, "Service", "smartpush-redis")
+    assert url == f"redis://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}/0"
+    # The password is a file from a mounted Secret, never a value in the manifest.
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    password_file = Path(env["SMARTPUSH_GATEWAY_STATE__REDIS_PASSWORD_FILE"])
+    assert str(password_file.parent) == mounts["redis"]
+    assert volumes["redis"]["secret"]["secretName"] == "smartpush-redis"
+
+    redis = kind(docs, "StatefulSet", "smartpush-redis")
+    (command,) = redis["spec"]["template"]["spec"]["containers"][0]["args"]
+    args = command.split()
+    assert args[args.index("--appendonly") + 1] == "yes"  # consent survives a Redis restart
+    assert args[args.index("--maxmemory-policy") + 1] == "noeviction"  # never drops a record silently
+    assert "env" not in redis["spec"]["template"]["spec"]["containers"][0]  # its password is a file too
+    redis_labels = redis["spec"]["template"]["metadata"]["labels"]
+    gateway_labels = deployment["spec"]["template"]["metadata"]["labels"]
+
+    # Egress: the gateway reaches Redis's pods on its port; Redis admits only the gateway's pods.
+    egress = kind(docs, "NetworkPolicy", "smartpush-gateway-egress")
+    assert egress["spec"]["policyTypes"] == ["Egress"]
+    assert _selects(egress["spec"]["podSelector"], gateway_labels)
+    to_redis = [
+        r
+        for r in egress["spec"]["egress"]
+        if any(_selects(t.get("podSelector"), redis_labels) for t in r.get("to", []))
+    ]
+    assert [p["port"] for r in to_redis for p in r["ports"]] == [6379]
+    assert {p["port"] for r in egress["spec"]["egress"] for p in r["ports"]} >= {53, 6379, 4317, 9443}
+    inbound = kind(docs, "NetworkPolicy", "smartpush-redis")
+    assert _selects(inbound["spec"]["podSelector"], redis_labels)
+    (rule,) = inbound["spec"]["ingress"]
+    assert [_selects(f["podSelector"], gateway_labels) for f in rule["from"]] == [True]
+
+    # The base alone: one replica on SQLite, its file on the pod's writable volume.
+    base = [d for d in yaml.safe_load_all(render(ROOT / "deploy" / "k8s" / "base")) if d]
+    assert kind(base, "Deployment")["spec"]["replicas"] == 1
+    assert _config(base)["state"]["backend"] == "sqlite"
+    assert not [d for d in base if d["kind"] in ("HorizontalPodAutoscaler", "StatefulSet")]
+
+
+def _selects(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    if not selector:
+        return False
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def test_docker_compose_settings_are_settings_and_replicas_share_redis() -> None:
+    from gateway.config import _is_setting
+
+    compose = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())
+    gateways = {name: svc for name, svc in compose["services"].items() if name.startswith("gateway")}
+    assert len(gateways) >= 2
+    for name, service in gateways.items():
+        env = service["environment"]
+        for variable in env:
+            if variable.startswith("SMARTPUSH_GATEWAY_"):
+                assert _is_setting(variable), (name, variable)
+        assert env["SMARTPUSH_GATEWAY_STATE__BACKEND"] == "redis"
+        assert env["SMARTPUSH_GATEWAY_STATE__REDIS_URL"].startswith("redis://redis:")
+        assert "redis" in service["depends_on"]
