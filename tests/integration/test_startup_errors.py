@@ -60,6 +60,18 @@ PROFILE = f"profiles:\n  default:\n    client_id: id\n    secret: {SECRET}\n"
         (PROFILE, {"SMARTPUSH_GATEWAY_LISTN": "127.0.0.1:1"}, "SMARTPUSH_GATEWAY_LISTN"),
         (None, {"SMARTPUSH_GATEWAY_PROFILES__DEFAULT__SECRET": SECRET}, "profiles.default.client_id"),
         (PROFILE + "tls_cert_file: /no/such/cert.pem\ntls_key_file: /no/such/key.pem\n", {}, "tls_"),
+        # Settings that moved say where they went.
+        (PROFILE + "consent_db: /tmp/c.sqlite3\n", {}, "state.sqlite_path"),
+        (PROFILE, {"SMARTPUSH_GATEWAY_CONSENT_DB": "/tmp/c.sqlite3"}, "SMARTPUSH_GATEWAY_CONSENT_DB"),
+        (PROFILE + "idempotency_max_entries: 5\n", {}, "idempotency_max_entries"),
+        (PROFILE + "state:\n  backend: redis\n", {}, "redis_url"),
+        (PROFILE + "state:\n  backend: redis\n  redis_url: not-a-url\n", {}, "state.redis_url"),
+        (
+            PROFILE + f"state:\n  backend: redis\n  redis_url: redis://:{SECRET}@\n  redis_password_file: /no/pw\n",
+            {},
+            "redis_password_file",
+        ),
+        (PROFILE, {"SMARTPUSH_GATEWAY_STATE__SQLITE_PATH": "/dev/null/state.sqlite3"}, "state.sqlite_path"),
     ],
 )
 def test_a_bad_setting_stops_start_up_with_one_line_naming_it(
