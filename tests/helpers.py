@@ -145,24 +145,35 @@ def free_port() -> int:
 
 class RedisServer:
     """A real `redis-server` (Debian's, installed by `make toolchains`) on a free loopback port,
-    without persistence; stopped by PID and restartable on the same port."""
+    without persistence; stopped by PID and restartable on the same port. Optionally with a
+    password and TLS only (`tls`: the CA, certificate and key files)."""
 
-    def __init__(self) -> None:
+    def __init__(self, password: str | None = None, tls: tuple[Path, Path, Path] | None = None) -> None:
         self.port = free_port()
+        self.password = password
+        self.tls = tls
         self._proc: asyncio.subprocess.Process | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
 
     async def start(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is missing: run `make toolchains` (Debian's redis-server)")
+        args = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        if self.tls:
+            ca, cert, key = self.tls
+            args += ["--port", "0", "--tls-port", str(self.port), "--tls-ca-cert-file", str(ca)]
+            args += ["--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-auth-clients", "no"]
+        else:
+            args += ["--port", str(self.port)]
+        if self.password:
+            args += ["--requirepass", self.password]
         self._proc = await asyncio.create_subprocess_exec(
-            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
+            binary, *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        )
         for _ in range(200):
             try:
                 _, writer = await asyncio.open_connection("127.0.0.1", self.port)

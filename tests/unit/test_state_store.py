@@ -135,3 +135,34 @@ def test_sqlite_path_that_cannot_be_used_stops_startup(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         open_store(StateSettings(sqlite_path=tmp_path / "file" / "state.sqlite3"), SystemClock())
     assert caught.value.setting == "state.sqlite_path"
+
+
+async def test_redis_over_tls_with_a_password_file(tmp_path: Path) -> None:
+    from tests.tls import make_server_certs
+
+    certs = make_server_certs(tmp_path)
+    server = RedisServer(password="s3cret-redis-pw", tls=(certs.ca, certs.cert, certs.key))
+    await server.start()
+    try:
+        (tmp_path / "pw").write_text("s3cret-redis-pw\n")
+        settings = StateSettings(
+            backend="redis",
+            redis_url=server.url,  # type: ignore[arg-type]
+            redis_password_file=tmp_path / "pw",
+            redis_ca_file=certs.ca,
+        )
+        store = open_store(settings, SystemClock())
+        assert await store.claim("k", FP_A, TOKEN_1, 30) == Claimed(TOKEN_1)
+        await store.close()
+        # Without the CA the server is not trusted; without the password it refuses: both fail closed.
+        for wrong in (
+            settings.model_copy(update={"redis_ca_file": None}),
+            settings.model_copy(update={"redis_password_file": None}),
+        ):
+            store = open_store(wrong, SystemClock())
+            with pytest.raises(StoreUnavailable) as caught:
+                await store.ping()
+            assert "s3cret" not in caught.value.message
+            await store.close()
+    finally:
+        await server.stop()
