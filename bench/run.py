@@ -155,6 +155,7 @@ def main() -> int:
     ports = {k: free_port() for k in ("sink", "sink_grpc", "emulator", "off", "on", "on2", "echo")}
     emulator_url = f"http://127.0.0.1:{ports['emulator']}"
     base_env = {
+        "SMARTPUSH_GATEWAY_AUTH__MODE": "none",
         "SMARTPUSH_GATEWAY_SMARTPUSH__BASE_URL": emulator_url,
         "SMARTPUSH_GATEWAY_PROFILES__DEFAULT__CLIENT_ID": "demo-client",
         "SMARTPUSH_GATEWAY_PROFILES__DEFAULT__SECRET": "demo-secret",

@@ -103,6 +103,7 @@ def main() -> int:
         _wait_for(emulator, "emulator on")
         gw_env = {
             **env,
+            "SMARTPUSH_GATEWAY_AUTH__MODE": "none",
             "SMARTPUSH_GATEWAY_SMARTPUSH__BASE_URL": f"http://127.0.0.1:{emu_port}",
             "SMARTPUSH_GATEWAY_PROFILES__DEFAULT__CLIENT_ID": "demo-client",
             "SMARTPUSH_GATEWAY_PROFILES__DEFAULT__SECRET": "demo-secret",

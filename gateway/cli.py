@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import Coroutine, Sequence
@@ -23,6 +24,8 @@ from gateway.config import ConfigError, ProfileSettings, Settings, load_settings
 
 if TYPE_CHECKING:
     from smartpush.gateway.v1 import push_service_pb2
+
+log = logging.getLogger("gateway.cli")
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:
@@ -53,6 +56,8 @@ async def _serve(settings: Settings, with_emulator: bool) -> int:
         settings = settings.model_copy(update={"profiles": profiles, "smartpush": sp})
     gateway = await start_gateway(settings)
     target = gateway.address
+    if settings.auth.mode == "none":
+        log.warning("auth.mode none: callers are not identified; anyone reaching the port may send (local use only)")
     print(f"smartpush-gateway listening on {target}", flush=True)
     if emulator is not None:
         print(f"SmartPush emulator on {emulator.url} (admin API under {emulator.url}/_emulator/)", flush=True)
@@ -80,7 +85,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         overrides["log_format"] = args.log_format
     if args.workers:
         overrides["workers"] = args.workers
-    settings = load_settings(args.config, **overrides)
+    try:
+        settings = load_settings(args.config, **overrides)
+    except ConfigError as err:
+        if not (args.emulator and err.setting == "auth"):
+            raise
+        # --emulator is local use: with no caller identity configured, say so and let anyone in.
+        settings = load_settings(args.config, **overrides, auth={"mode": "none"})
     logs.configure(settings.log_level, settings.log_format)
     if settings.workers > 1:
         if args.emulator:
@@ -203,10 +214,12 @@ def cmd_send(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(json.dumps({"code": "INVALID_ARGUMENT", "message": str(exc)}), file=sys.stderr)
         return 2
+    # A bearer token for a gateway with auth.mode jwt (e.g. a projected service-account token).
+    metadata = [("authorization", f"Bearer {Path(args.token_file).read_text().strip()}")] if args.token_file else []
     with grpc.insecure_channel(args.target) as channel:
         stub = push_service_pb2_grpc.PushServiceStub(channel)
         try:
-            response = stub.Send(request, timeout=args.timeout)
+            response = stub.Send(request, timeout=args.timeout, metadata=metadata)
         except grpc.RpcError as err:
             print(json.dumps(decode(err).as_dict(), ensure_ascii=False, indent=2))
             return 1
@@ -277,7 +290,8 @@ def cmd_permissions_parse(args: argparse.Namespace) -> int:
 def _registry(args: argparse.Namespace) -> Any:
     from gateway.templates import TemplateRegistry
 
-    settings = load_settings(args.config)
+    # Only the template registry is read here: who may call a server does not matter.
+    settings = load_settings(args.config, auth={"mode": "none"}, callers={})
     return TemplateRegistry.from_settings(settings.templates, strict=settings.strict_templates)
 
 
@@ -357,6 +371,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--callback-url")
     c.add_argument("--validate-only", action="store_true")
     c.add_argument("--timeout", type=float, default=10.0)
+    c.add_argument("--token-file", help="a JWT to send as `authorization: Bearer` (auth.mode jwt)")
     c.set_defaults(func=cmd_send)
 
     h = sub.add_parser("health", help="check a gateway's grpc.health.v1 status (exit 0 when SERVING)")

@@ -196,6 +196,98 @@ class StateSettings(_Strict):
         return None
 
 
+class JwtSettings(_Strict):
+    """Bearer tokens in the `authorization` metadata, e.g. Kubernetes projected service-account tokens."""
+
+    # A JWKS document on disk (re-read when it changes), and/or a URL fetched and cached.
+    jwks_file: Path | None = None
+    jwks_url: str | None = None
+    jwks_refresh_s: float = Field(default=300.0, gt=0)
+    issuer: str
+    audience: str
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    # Clock skew allowed on exp/nbf/iat.
+    leeway_s: float = Field(default=30.0, ge=0)
+
+    @model_validator(mode="after")
+    def _some_keys(self) -> JwtSettings:
+        if self.jwks_file is None and self.jwks_url is None:
+            raise ValueError("set jwks_file or jwks_url (or both)")
+        if self.jwks_file is not None and not self.jwks_file.is_file():
+            raise ValueError(f"jwks_file {str(self.jwks_file)!r} does not exist")
+        return self
+
+
+class AuthSettings(_Strict):
+    """How callers are identified. `none` is for local use only: anyone reaching the port may send."""
+
+    mode: Literal["none", "mtls", "jwt"] | None = None
+    jwt: JwtSettings | None = None
+
+    @model_validator(mode="after")
+    def _explicit(self) -> AuthSettings:
+        if self.mode is None:
+            raise ValueError(
+                "required: `mtls` or `jwt` to identify callers, or `none` (local use only: anyone who "
+                "reaches the port may send under any profile)"
+            )
+        if self.mode == "jwt" and self.jwt is None:
+            raise ValueError("mode `jwt` needs the `jwt` section (jwks_file or jwks_url, issuer, audience)")
+        return self
+
+
+class RateSettings(_Strict):
+    per_second: float = Field(gt=0)
+    burst: int = Field(default=1, ge=1)
+
+
+class CallerSettings(_Strict):
+    """One calling service and what it may do. Lists take exact values or `*`; empty grants nothing."""
+
+    # The JWT `sub`, or the client certificate's URI SAN (e.g. a SPIFFE id), DNS SAN or CN.
+    match: str
+    # Full method names or globs, e.g. `smartpush.gateway.v1.TemplateService/*`; `*`: every RPC.
+    rpcs: list[str] = Field(default_factory=lambda: ["*"])
+    profiles: list[str] = Field(default_factory=list)
+    projects: list[str] = Field(default_factory=list)
+    templates: list[str] = Field(default_factory=list)
+    # Sends per second and burst for this caller, counted across every replica; none: unlimited.
+    rate: RateSettings | None = None
+
+
+class WindowLimits(_Strict):
+    """Sends per minute, hour and day, overall and to any one user (0: no limit). Mirror what was
+    agreed with SmartPush's moderators (reference §8), so the gateway refuses before SmartPush does."""
+
+    per_minute: int = Field(default=0, ge=0)
+    per_hour: int = Field(default=0, ge=0)
+    per_day: int = Field(default=0, ge=0)
+    per_user_per_minute: int = Field(default=0, ge=0)
+    per_user_per_hour: int = Field(default=0, ge=0)
+    per_user_per_day: int = Field(default=0, ge=0)
+
+
+class QuotaSettings(_Strict):
+    """Budgets counted in the state store, so every replica sees one budget."""
+
+    # Per credential profile: SmartPush's limits belong to the smartapp whose credentials send.
+    profiles: dict[str, WindowLimits] = Field(default_factory=dict)
+    # Per project id; `*` applies to each project separately.
+    projects: dict[str, WindowLimits] = Field(default_factory=dict)
+
+
+class LoadSettings(_Strict):
+    """Load shedding, per process: beyond these, calls are refused at once (UNAVAILABLE / OVERLOADED
+    with RetryInfo) rather than left to queue into their deadlines."""
+
+    # Sends waiting on SmartPush at once (sygnal's ConcurrencyLimitedPushkin).
+    max_upstream_in_flight: int = Field(default=256, ge=1)
+    # API calls in progress at once.
+    max_concurrent_rpcs: int = Field(default=2048, ge=1)
+    # The retry delay refusals advise.
+    retry_after_s: float = Field(default=1.0, gt=0)
+
+
 # Settings that moved: a config that still has them stops start-up with where they went.
 _MOVED = {
     "consent_db": "consent now lives in the state store: set state.sqlite_path (or state.backend: redis)",
@@ -240,6 +332,11 @@ class Settings(BaseSettings):
     require_consent: bool = False
     # Idempotency records, consent and messageId blocks: SQLite on a volume, or Redis for replicas.
     state: StateSettings = Field(default_factory=StateSettings)
+    # Who may call (required: say `none` explicitly for local use), what each caller may do, and budgets.
+    auth: AuthSettings = Field(default_factory=dict, validate_default=True)
+    callers: dict[str, CallerSettings] = Field(default_factory=dict)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
+    load: LoadSettings = Field(default_factory=LoadSettings)
 
     @model_validator(mode="before")
     @classmethod
@@ -249,6 +346,16 @@ class Settings(BaseSettings):
                 if old in data:
                     raise ValueError(f"`{old}` is no longer a setting; {where}")
         return data
+
+    @model_validator(mode="after")
+    def _callers_need_identity(self) -> Settings:
+        if self.auth.mode == "none" and self.callers:
+            raise ValueError("`callers` are named by their identity: set auth.mode to mtls or jwt")
+        if self.auth.mode in ("mtls", "jwt") and not self.callers:
+            raise ValueError(f"auth.mode {self.auth.mode} denies every caller not in `callers`: configure them")
+        if self.auth.mode == "mtls" and self.tls_client_ca_file is None:
+            raise ValueError("auth.mode mtls needs client certificates: set tls_client_ca_file (and TLS)")
+        return self
 
     @model_validator(mode="after")
     def _grace_covers_one_attempt(self) -> Settings:

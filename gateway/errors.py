@@ -80,6 +80,12 @@ REASONS: dict[Reason, ReasonSpec] = {
     # The store is shared by every replica: another one would not do better right now.
     e.ERROR_REASON_STATE_STORE_UNAVAILABLE: ReasonSpec(C.UNAVAILABLE),
     e.ERROR_REASON_IDEMPOTENCY_IN_PROGRESS: ReasonSpec(C.ABORTED),
+    e.ERROR_REASON_CALLER_UNAUTHENTICATED: ReasonSpec(C.UNAUTHENTICATED),
+    e.ERROR_REASON_CALLER_NOT_ALLOWED: ReasonSpec(C.PERMISSION_DENIED),
+    e.ERROR_REASON_CALLER_RATE_LIMITED: ReasonSpec(C.RESOURCE_EXHAUSTED),
+    e.ERROR_REASON_GATEWAY_QUOTA_EXCEEDED: ReasonSpec(C.RESOURCE_EXHAUSTED),
+    # Nothing was sent and another replica may have room: the pushback carries the retry delay.
+    e.ERROR_REASON_OVERLOADED: ReasonSpec(C.UNAVAILABLE, client_may_retry=True),
 }
 
 # Answers stay well under a default client's 8 KiB of metadata (grpc-message is percent-encoded,

@@ -8,11 +8,15 @@ from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 from smartpush.gateway.v1 import delivery_pb2, errors_pb2, push_service_pb2, template_pb2
 
+from gateway.api.edge import current_call
+from gateway.auth.callers import ANYONE, Caller
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.consent import ConsentStore, require_consent
 from gateway.errors import GatewayError, invalid_argument
 from gateway.idempotency import Idempotency, fingerprint, rq_uid_for, scoped_key
+from gateway.quotas import Quotas
+from gateway.shedding import UpstreamSlots
 from gateway.smartpush import wire
 from gateway.smartpush.answers import Outcome, classify
 from gateway.smartpush.client import SendCall, SmartPushClient
@@ -40,8 +44,12 @@ class PushSender:
         message_ids: MessageIds,
         templates: TemplateRegistry,
         consent: ConsentStore,
+        quotas: Quotas,
+        slots: UpstreamSlots,
         telemetry: Telemetry | None = None,
     ) -> None:
+        self._quotas = quotas
+        self._slots = slots
         self._templates = templates
         self._consent = consent
         self._t = telemetry or Telemetry.disabled()
@@ -84,8 +92,14 @@ class PushSender:
                 rendered_body=rendered.body if rendered else "",
             )
 
+        caller = current_call().caller or ANYONE
+
         async def deliver() -> SendResponse:
-            return await self._deliver(req, call, body, span)
+            # Cheapest refusals first, and nothing charged for a call that cannot be sent now.
+            self._client.ensure_time(call)
+            with self._slots.take():
+                await self._quotas.charge(caller, call.route.name, req.project_id, req.sub)
+                return await self._deliver(req, call, body, span)
 
         if not keyed:
             return await deliver()
@@ -99,6 +113,7 @@ class PushSender:
             violations = validate_send(req, self._settings.smartpush.endpoint)
             if violations:
                 raise invalid_argument(violations)
+            self._check_grants(current_call().caller or ANYONE, req)
             rendered = self._check_template(req)
             if self._settings.require_consent:
                 await require_consent(self._consent, req.project_id, req.sub)
@@ -127,6 +142,15 @@ class PushSender:
         if span.is_recording():
             span.set_attribute("smartpush.status_codes", [r.status_code for r in response.results])
         return response
+
+    def _check_grants(self, caller: Caller, req: SendRequest) -> None:
+        caller.check("profile", self._routes.resolve_name(req))
+        caller.check("project", req.project_id)
+        config = req.delivery
+        ids = [config.template_content.id] if config.HasField("template_content") else []
+        ids += [d.template_content.id for d in config.destinations if d.HasField("template_content")]
+        for template_id in dict.fromkeys(ids):
+            caller.check("template", template_id)
 
     def _attributes(self, req: SendRequest, rq_uid: str) -> dict[str, AttributeValue]:
         # Through the policy's allow-list: the sub only as a salted hash, never values or credentials.

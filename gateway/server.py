@@ -31,13 +31,19 @@ from gateway.api.permission_service import PermissionServicer
 from gateway.api.push_service import PushServicer
 from gateway.api.smartapp_service import SmartAppServicer
 from gateway.api.template_service import TemplateServicer
+from gateway.auth.callers import Callers
+from gateway.auth.gate import Gate
+from gateway.auth.identity import Authenticator, JwtAuth, MtlsAuth, NoAuth
+from gateway.auth.jwks import KeySource
 from gateway.clock import Clock, SystemClock
 from gateway.config import ConfigError, Settings
 from gateway.consent import ConsentStore, StoredConsent
 from gateway.errors import GatewayError
 from gateway.idempotency import Idempotency
 from gateway.push import PushSender
+from gateway.quotas import Quotas
 from gateway.readiness import LIVENESS, STATE_STORE, Readiness
+from gateway.shedding import UpstreamSlots
 from gateway.smartpush.client import SmartPushClient
 from gateway.smartpush.http import make_http_client, make_transport
 from gateway.smartpush.profiles import TokenProviders
@@ -111,6 +117,7 @@ class Gateway:
     drain: Drain
     store: StateStore
     idempotency: Idempotency
+    jwks_http: httpx.AsyncClient | None
     consent: ConsentStore
     templates: TemplateRegistry
     telemetry: Telemetry
@@ -145,6 +152,8 @@ class Gateway:
             log.warning("grace ran out with keyed sends still running")
         await self.server.stop(_STOP_SLACK_S)
         await self.http.aclose()
+        if self.jwks_http is not None:
+            await self.jwks_http.aclose()
         await self.consent.close()
         await self.store.close()
         self.telemetry.shutdown()  # flush spans and metrics last, so the drain is in them
@@ -187,6 +196,23 @@ def _check_listen(listen: str) -> None:
         raise ConfigError("listen", f"cannot listen on {listen!r} ({why})") from None
 
 
+def _authenticator(settings: Settings, clock: Clock) -> tuple[Authenticator, httpx.AsyncClient | None]:
+    """The configured way to identify callers (and the HTTP client of a JWKS URL, to close)."""
+    mode = settings.auth.mode
+    if mode == "mtls":
+        return MtlsAuth(), None
+    if mode == "jwt":
+        jwt = settings.auth.jwt
+        assert jwt is not None  # the settings check it
+        http = httpx.AsyncClient(timeout=5.0)  # the system trust store, not SmartPush's CA bundle
+        try:
+            keys = KeySource(clock, jwt.jwks_file, jwt.jwks_url, jwt.jwks_refresh_s, http)
+        except (OSError, ValueError) as exc:
+            raise ConfigError("auth.jwt.jwks_file", f"not a readable JWKS document ({exc})") from None
+        return JwtAuth(jwt, keys), http
+    return NoAuth(), None
+
+
 def lease_s(settings: Settings) -> float:
     """How long an idempotency claim holds unless renewed: a few attempts' worth, so a claim of a
     process that died lapses soon; a running send renews it."""
@@ -225,11 +251,14 @@ async def start_gateway(
         MessageIds(store, clock),
         templates,
         consent,
+        Quotas(settings.quotas, store),
+        UpstreamSlots(settings.load.max_upstream_in_flight, settings.load.retry_after_s),
         telemetry,
     )
+    authenticator, jwks_http = _authenticator(settings, clock)
     server = grpc.aio.server(options=_SERVER_OPTIONS)
     drain = Drain()
-    edge = Edge(telemetry, drain)
+    edge = Edge(telemetry, drain, Gate(authenticator, Callers(settings), settings.load))
     edge.register(server, _PUSH, PushServicer(sender, clock))
     edge.register(server, _PERMISSION, PermissionServicer(consent, clock))
     edge.register(server, _TEMPLATE, TemplateServicer(templates))
@@ -263,6 +292,7 @@ async def start_gateway(
         drain,
         store,
         idempotency,
+        jwks_http,
         consent,
         templates,
         telemetry,

@@ -46,6 +46,7 @@ def settings_for(emulator: EmulatorServer, **overrides: Any) -> Settings:
         smartpush=SmartPushSettings(**smartpush),
         # Off so a test sees the gateway's first token request itself; tests/integration/test_readiness.py turns it on.
         readiness_checks_token=overrides.pop("readiness_checks_token", False),
+        auth=overrides.pop("auth", {"mode": "none"}),
         **overrides,
     )
 

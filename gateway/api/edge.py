@@ -28,6 +28,8 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from smartpush.gateway.v1 import errors_pb2
 
+from gateway.auth.callers import Caller
+from gateway.auth.gate import Gate
 from gateway.errors import FieldViolation, GatewayError, internal, invalid_argument, to_grpc_status
 from gateway.telemetry import Telemetry
 from gateway.telemetry.server_spans import RpcSpans
@@ -68,6 +70,8 @@ class CallInfo:
     rpc: str
     rq_uid: str | None = None
     fields: dict[str, object] = field(default_factory=dict)
+    # Who is calling (set by the edge once admitted), for grants further in and for logs.
+    caller: Caller | None = None
 
 
 _CALL: contextvars.ContextVar[CallInfo | None] = contextvars.ContextVar("gateway_call", default=None)
@@ -130,6 +134,8 @@ async def abort(context: Context, err: GatewayError) -> None:
 class Edge:
     telemetry: Telemetry
     drain: Drain
+    # Admission of API calls (identity, grants, the process's cap); None admits everyone.
+    gate: Gate | None = None
 
     def unary(
         self, service: str, method: str, behavior: Callable[[Any, Context], Awaitable[Any]], *, api: bool
@@ -137,7 +143,10 @@ class Edge:
         """`api`: an API method (drained, traced, logged); otherwise health (always answers, silent)."""
         spans = RpcSpans(self.telemetry, service, method) if api and self.telemetry.enabled else None
         rpc = f"{service.rsplit('.', 1)[-1]}/{method}"
+        full_method = f"{service}/{method}"
         drain = self.drain
+        gate = self.gate if api else None
+        refusals = self.telemetry.refusals
 
         async def handler(request: Any, context: Context) -> Any:
             if api and drain.closing:
@@ -151,11 +160,16 @@ class Edge:
             if api:
                 drain.enter()
             try:
+                if gate is not None:
+                    call.caller = await gate.admit(full_method, context, drain.in_flight)
+                    if handle is not None:
+                        handle.caller(call.caller.name)
                 if isinstance(request, Undecodable):
                     raise request.error()
                 return await behavior(request, context)
             except GatewayError as err:
                 code, reason = err.code, err.reason_name
+                refusals.add(1, {"smartpush.error_reason": reason, "smartpush.caller": _caller_name(call)})
                 if handle is not None:
                     handle.error(err)
                 await abort(context, err if err.rq_uid or not call.rq_uid else _with_rq_uid(err, call.rq_uid))
@@ -240,11 +254,16 @@ def _with_rq_uid(err: GatewayError, rq_uid: str) -> GatewayError:
     return err
 
 
+def _caller_name(call: CallInfo) -> str:
+    return call.caller.name if call.caller is not None else "(unidentified)"
+
+
 def _log_call(call: CallInfo, code: grpc.StatusCode, reason: str | None, start: float) -> None:
     if not log.isEnabledFor(logging.INFO):
         return
     extra: dict[str, object] = {
         "rpc": call.rpc,
+        "caller": _caller_name(call),
         "grpc_code": code.name,
         "duration_ms": round((time.perf_counter() - start) * 1000, 2),
         **call.fields,

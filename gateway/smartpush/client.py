@@ -58,6 +58,25 @@ class SendCall:
     finish_started: bool = False
 
 
+class LatencyEstimate:
+    """How long SmartPush takes to answer now: a smoothed mean and deviation of recent attempts
+    (RFC 6298's estimator); `bound` is what one attempt should be given."""
+
+    def __init__(self) -> None:
+        self.mean: float | None = None
+        self.deviation = 0.0
+
+    def add(self, seconds: float) -> None:
+        if self.mean is None:
+            self.mean, self.deviation = seconds, seconds / 2
+            return
+        self.deviation = 0.75 * self.deviation + 0.25 * abs(self.mean - seconds)
+        self.mean = 0.875 * self.mean + 0.125 * seconds
+
+    def bound(self) -> float:
+        return 0.0 if self.mean is None else self.mean + 2 * self.deviation
+
+
 def deadline_exceeded(message: str) -> GatewayError:
     return GatewayError(errors_pb2.ERROR_REASON_DEADLINE_TOO_SHORT, message)
 
@@ -81,6 +100,7 @@ class SmartPushClient:
         # Set when the gateway drains: nothing runs past it, so no call is cut off mid-attempt.
         self._stop_at: float | None = None
         self._timers: set[asyncio.Timeout] = set()  # of the attempts running now
+        self.latency = LatencyEstimate()
 
     def drain_until(self, stop_at: float) -> None:
         """From now on no attempt runs past `stop_at` (monotonic), those already running included."""
@@ -91,6 +111,17 @@ class SmartPushClient:
             current = timer.when()
             if current is None or current > when:
                 timer.reschedule(when)
+
+    def ensure_time(self, call: SendCall) -> None:
+        """Refuse, before anything is sent or charged, a call whose deadline cannot cover one attempt
+        at SmartPush's current pace: better a clear answer now than a push delivered to a caller
+        that already gave up."""
+        remaining, draining = self._remaining(call.deadline)
+        need = max(self._policy.min_attempt_s, self.latency.bound())
+        if remaining is not None and remaining < need:
+            raise self._out_of_time(
+                draining, f"leaves {max(remaining, 0):.2f} s; SmartPush answers in about {need:.2f} s now"
+            )
 
     async def post(self, call: SendCall, body: bytes) -> Answer:
         failed = 0
@@ -201,6 +232,7 @@ class SmartPushClient:
                 )
                 raise
             status = response.status_code
+            self.latency.add(time.perf_counter() - start)
             span.set_attribute("http.response.status_code", status)
             if status >= 400:
                 span.set_attribute("error.type", str(status))

@@ -9,12 +9,14 @@ itself on the next command, so the gateway resumes when Redis is back without a 
 from __future__ import annotations
 
 import ssl
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from gateway.state.limits import Limit, Refused
 from gateway.state.store import Claim, Claimed, StoreUnavailable, done_record, parse_record, pending_record
 
 # KEYS[1]: the idempotency key. ARGV: the pending record, the lease in ms.
@@ -44,6 +46,41 @@ return 0
 _RESERVE = """
 redis.call('SET', KEYS[1], ARGV[2], 'NX')
 return redis.call('INCRBY', KEYS[1], ARGV[1])
+"""
+
+
+# KEYS: each limit's key. ARGV: per limit its kind (r|w), limit and size. Redis's clock, so every
+# replica counts on one time line; the arithmetic is gateway/state/limits.py's `decide`.
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local writes = {}
+for i = 1, #KEYS do
+  local kind, limit, size = ARGV[i*3-2], tonumber(ARGV[i*3-1]), tonumber(ARGV[i*3])
+  if kind == 'r' then
+    local interval = 1 / limit
+    local tolerance = interval * size
+    local arrival = math.max(tonumber(redis.call('GET', KEYS[i]) or '0'), now) + interval
+    if arrival - now > tolerance + 1e-9 then return {i, tostring(arrival - tolerance - now)} end
+    writes[#writes + 1] = {KEYS[i], string.format('%.6f', arrival), math.ceil((arrival - now + 1) * 1000)}
+  else
+    local index = math.floor(now / size)
+    local elapsed = now - index * size
+    local ck = KEYS[i] .. ':' .. string.format('%d', index)
+    local pk = KEYS[i] .. ':' .. string.format('%d', index - 1)
+    local current = tonumber(redis.call('GET', ck) or '0')
+    local previous = tonumber(redis.call('GET', pk) or '0')
+    if previous * (size - elapsed) / size + current + 1 > limit + 1e-9 then
+      local retry
+      if current + 1 > limit or previous == 0 then retry = size - elapsed
+      else retry = (size - elapsed) - (limit - 1 - current) * size / previous end
+      return {i, tostring(math.max(retry, 0.001))}
+    end
+    writes[#writes + 1] = {ck, string.format('%d', current + 1), math.ceil(2 * size * 1000)}
+  end
+end
+for _, w in ipairs(writes) do redis.call('SET', w[1], w[2], 'PX', w[3]) end
+return false
 """
 
 
@@ -77,6 +114,7 @@ class RedisStore:
         self._release = self._redis.register_script(_RELEASE)
         self._reserve = self._redis.register_script(_RESERVE)
         self._renew = self._redis.register_script(_RENEW)
+        self._take = self._redis.register_script(_TAKE)
 
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)
@@ -109,6 +147,17 @@ class RedisStore:
     async def reserve_ids(self, count: int, floor: int) -> int:
         last = await self._call(self._reserve(keys=[self._key("counter", "message_id")], args=[count, str(floor - 1)]))
         return int(last) - count + 1
+
+    async def take(self, limits: Sequence[Limit]) -> Refused | None:
+        args: list[str | float] = []
+        for limit in limits:
+            args += ["r" if limit.kind == "rate" else "w", limit.limit, limit.size]
+        keys = [self._key("quota", limit.key) for limit in limits]
+        refused = await self._call(self._take(keys=keys, args=args))
+        if not refused:
+            return None
+        index, retry = refused
+        return Refused(limits[int(index) - 1], float(retry))
 
     async def get(self, namespace: str, key: str) -> bytes | None:
         value = await self._call(self._redis.get(self._key(namespace, key)))

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 from gateway.clock import Clock
+from gateway.state.limits import Limit, Refused, decide
 from gateway.state.store import Claim, Claimed, StoreUnavailable, done_record, owned_by, parse_record, pending_record
 
 T = TypeVar("T")
@@ -26,6 +27,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS kv (namespace TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, "
     "PRIMARY KEY (namespace, key))",
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS quota (key TEXT PRIMARY KEY, value REAL NOT NULL, expires_at REAL NOT NULL)",
 )
 
 
@@ -121,6 +123,24 @@ class SqliteStore:
             return int(last) - count + 1
 
         return await self._run(self._transaction(reserve))
+
+    async def take(self, limits: Sequence[Limit]) -> Refused | None:
+        now = self._clock.time()
+
+        def take(db: sqlite3.Connection) -> Refused | None:
+            def read(key: str) -> float:
+                row = db.execute("SELECT value FROM quota WHERE key = ? AND expires_at > ?", (key, now)).fetchone()
+                return 0.0 if row is None else float(row[0])
+
+            refused, writes = decide(limits, now, read)
+            for key, value, ttl in writes:
+                db.execute("INSERT OR REPLACE INTO quota VALUES (?, ?, ?)", (key, value, now + ttl))
+            if self._claims % _PURGE_EVERY == 0:
+                db.execute("DELETE FROM quota WHERE expires_at <= ?", (now,))
+            return refused
+
+        self._claims += 1
+        return await self._run(self._transaction(take))
 
     async def get(self, namespace: str, key: str) -> bytes | None:
         def get() -> bytes | None:

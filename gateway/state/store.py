@@ -11,11 +11,13 @@ fingerprint (32) + the serialized answer once it is known.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
 from smartpush.gateway.v1 import errors_pb2
 
 from gateway.errors import GatewayError
+from gateway.state.limits import Limit, Refused
 
 TOKEN_BYTES = 16
 FINGERPRINT_BYTES = 32
@@ -76,6 +78,10 @@ class StateStore(Protocol):
 
     async def reserve_ids(self, count: int, floor: int) -> int:
         """The first of `count` ids no other caller of any process ever gets; the counter starts at `floor`."""
+        ...
+
+    async def take(self, limits: Sequence[Limit]) -> Refused | None:
+        """Charge one send to every limit atomically, or none of them and say which refused."""
         ...
 
     async def get(self, namespace: str, key: str) -> bytes | None: ...

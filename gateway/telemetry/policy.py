@@ -48,6 +48,7 @@ ALLOWED_ATTRIBUTES = frozenset(
         "smartpush.validate_only",
         "smartpush.replayed",
         "smartpush.validation.field",
+        "smartpush.caller",
     }
 )
 

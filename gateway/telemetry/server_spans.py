@@ -57,10 +57,16 @@ class RpcSpans:
 
 
 class RpcSpan:
-    __slots__ = ("_of", "_span", "_start", "_token")
+    __slots__ = ("_caller", "_of", "_span", "_start", "_token")
 
     def __init__(self, of: RpcSpans, span: trace.Span, token: object, start: float) -> None:
         self._of, self._span, self._token, self._start = of, span, token, start
+        self._caller = "(unidentified)"
+
+    def caller(self, name: str) -> None:
+        """The admitted caller's configured name: on the span and in the RPC metrics."""
+        self._caller = name
+        self._span.set_attribute("smartpush.caller", name)
 
     def error(self, err: GatewayError) -> None:
         self._span.set_attribute("smartpush.error_reason", err.reason_name)
@@ -76,4 +82,7 @@ class RpcSpan:
             span.set_status(Status(StatusCode.ERROR, code.name))
         span.end()
         of._in_flight.add(of._key, -1)
-        of._duration.record((time.perf_counter() - self._start) * 1000, {**of._base, "rpc.grpc.status_code": number})
+        of._duration.record(
+            (time.perf_counter() - self._start) * 1000,
+            {**of._base, "rpc.grpc.status_code": number, "smartpush.caller": self._caller},
+        )

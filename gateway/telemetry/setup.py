@@ -67,6 +67,9 @@ class Telemetry:
         self.validation_failures = m.create_counter(
             "smartpush.validation.failures", unit="{violation}", description="Rejected fields, by field path"
         )
+        self.refusals = m.create_counter(
+            "smartpush.refusals", unit="{call}", description="Calls answered with an error, by reason and caller"
+        )
 
     @classmethod
     def disabled(cls) -> Telemetry:

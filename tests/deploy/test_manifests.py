@@ -18,6 +18,7 @@ from gateway.config import Settings, load_settings
 from gateway.emulator import DEMO_TEMPLATE_ID
 from gateway.readiness import LIVENESS
 from tests.helpers import free_port
+from tests.jwts import Signer
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -149,6 +150,8 @@ def test_probes_ports_env_and_paths_match_the_code(rendered: tuple[Path, list[di
     for name, profile in raw["profiles"].items():
         (tmp_path / name).write_text("stand-in")
         profile["secret_file"] = str(tmp_path / name)
+    jwks_path = raw["auth"]["jwt"]["jwks_file"]
+    raw["auth"]["jwt"]["jwks_file"] = str(Signer(tmp_path).jwks)
     config_file = tmp_path / "gateway.yaml"
     config_file.write_text(yaml.safe_dump(raw))
     settings: Settings = load_settings(config_file)
@@ -194,6 +197,10 @@ def test_probes_ports_env_and_paths_match_the_code(rendered: tuple[Path, list[di
     for name, profile in settings.profiles.items():
         assert profile.secret is None
         assert str(secret_paths[name]).startswith(mounts["credentials"]["mountPath"] + "/")
+    # Callers' tokens are verified against the cluster's keys, mounted from their ConfigMap.
+    assert settings.auth.mode == "jwt"
+    assert str(Path(jwks_path).parent) == mounts["jwks"]["mountPath"]
+    assert volumes["jwks"]["configMap"]["name"] == "smartpush-gateway-jwks"
     # Read-only root: the SQLite state store must sit on a writable volume.
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert str(settings.state.sqlite_path).startswith(mounts["state"]["mountPath"] + "/")
@@ -219,6 +226,11 @@ def test_dockerfile_entrypoint_serves_the_manifests_config_against_the_emulator(
     config["profiles"]["default"]["secret_file"] = str(tmp_path / "default-secret")
     (tmp_path / "default-secret").write_text("demo-secret\n")
     config["state"] = {"backend": "sqlite", "sqlite_path": str(tmp_path / "state.sqlite3")}
+    signer = Signer(tmp_path)
+    config["auth"]["jwt"]["jwks_file"] = str(signer.jwks)
+    # The manifest's example caller, with the token its service account would present.
+    (caller,) = config["callers"].values()
+    (tmp_path / "token").write_text(signer.token(caller["match"]))
     config["telemetry"] = {}
     (tmp_path / "gateway.yaml").write_text(yaml.safe_dump(config))
     args = [a.replace(container["args"][1], str(tmp_path / "gateway.yaml")) for a in container["args"]]
@@ -247,7 +259,12 @@ def test_dockerfile_entrypoint_serves_the_manifests_config_against_the_emulator(
         assert subprocess.run(health, capture_output=True, timeout=30).returncode == 0
         send = [str(BIN / "smartpush-gateway"), "send", "--target", listen, "--project", "p", "--sub", "u",
                 "--template", DEMO_TEMPLATE_ID, "--surface", "COMPANION"]  # fmt: skip
-        sent = subprocess.run(send, capture_output=True, text=True, timeout=30)
+        refused = subprocess.run(send, capture_output=True, text=True, timeout=30)
+        assert refused.returncode == 1
+        assert "ERROR_REASON_CALLER_UNAUTHENTICATED" in refused.stdout
+        sent = subprocess.run(
+            [*send, "--token-file", str(tmp_path / "token")], capture_output=True, text=True, timeout=30
+        )
         assert sent.returncode == 0, sent.stdout + sent.stderr
         gateway.send_signal(signal.SIGTERM)
         assert gateway.wait(30) == 0

@@ -57,6 +57,7 @@ async def test_sigterm_under_load_drains_accepted_calls_and_refuses_new_ones(tmp
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTPUSH_GATEWAY_")}
     gw_env = {
         **base_env,
+        "SMARTPUSH_GATEWAY_AUTH__MODE": "none",
         "SMARTPUSH_GATEWAY_SMARTPUSH__BASE_URL": f"http://127.0.0.1:{emu_port}",
         "SMARTPUSH_GATEWAY_PROFILES__DEFAULT__CLIENT_ID": DEMO_CLIENT_ID,
         "SMARTPUSH_GATEWAY_PROFILES__DEFAULT__SECRET": DEMO_SECRET,

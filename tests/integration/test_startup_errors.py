@@ -20,7 +20,12 @@ SECRET = "TOP-SECRET-value-42"
 
 def serve(tmp_path: Path, config: str | None, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SMARTPUSH_GATEWAY_")}
-    clean |= {"SMARTPUSH_GATEWAY_STATE__SQLITE_PATH": str(tmp_path / "state.sqlite3"), **(env or {})}
+    clean |= {
+        "SMARTPUSH_GATEWAY_STATE__SQLITE_PATH": str(tmp_path / "state.sqlite3"),
+        "SMARTPUSH_GATEWAY_AUTH__MODE": "none",
+        **(env or {}),
+    }
+    clean = {k: v for k, v in clean.items() if v != "(unset)"}
     cmd = [CLI, "serve", "--listen", "127.0.0.1:0", *args]
     if config is not None:
         path = tmp_path / "gateway.yaml"
@@ -60,6 +65,11 @@ PROFILE = f"profiles:\n  default:\n    client_id: id\n    secret: {SECRET}\n"
         (PROFILE, {"SMARTPUSH_GATEWAY_LISTN": "127.0.0.1:1"}, "SMARTPUSH_GATEWAY_LISTN"),
         (None, {"SMARTPUSH_GATEWAY_PROFILES__DEFAULT__SECRET": SECRET}, "profiles.default.client_id"),
         (PROFILE + "tls_cert_file: /no/such/cert.pem\ntls_key_file: /no/such/key.pem\n", {}, "tls_"),
+        # Caller identity is never off by omission.
+        (PROFILE, {"SMARTPUSH_GATEWAY_AUTH__MODE": "(unset)"}, "auth: Value error, required: `mtls` or `jwt`"),
+        (PROFILE + "callers:\n  billing:\n    match: x\n", {}, "set auth.mode to mtls or jwt"),
+        (PROFILE, {"SMARTPUSH_GATEWAY_AUTH__MODE": "jwt"}, "mode `jwt` needs the `jwt` section"),
+        (PROFILE, {"SMARTPUSH_GATEWAY_AUTH__MODE": "mtls"}, "configure them"),
         # Settings that moved say where they went.
         (PROFILE + "consent_db: /tmp/c.sqlite3\n", {}, "state.sqlite_path"),
         (PROFILE, {"SMARTPUSH_GATEWAY_CONSENT_DB": "/tmp/c.sqlite3"}, "SMARTPUSH_GATEWAY_CONSENT_DB"),

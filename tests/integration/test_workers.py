@@ -58,6 +58,7 @@ def _socket_inodes(pid: int) -> set[str]:
 async def supervisor(emulator: EmulatorServer, tmp_path: Path) -> AsyncIterator[Supervisor]:
     env = {
         **os.environ,
+        "SMARTPUSH_GATEWAY_AUTH__MODE": "none",
         "SMARTPUSH_GATEWAY_SMARTPUSH__BASE_URL": emulator.url,
         "SMARTPUSH_GATEWAY_PROFILES__DEFAULT__CLIENT_ID": DEMO_CLIENT_ID,
         "SMARTPUSH_GATEWAY_PROFILES__DEFAULT__SECRET": DEMO_SECRET,

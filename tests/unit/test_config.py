@@ -17,6 +17,7 @@ def test_yaml_then_env_precedence_and_secret_file(tmp_path: Path, monkeypatch: p
         "listen: 0.0.0.0:6000\n"
         "smartpush:\n  base_url: https://salute.online.sberbank.ru:9443\n  wire:\n    wrap_request_payload: false\n"
         f"profiles:\n  default:\n    client_id: yaml-id\n    secret_file: {secret}\n"
+        "auth:\n  mode: none\n"
     )
     monkeypatch.setenv("SMARTPUSH_GATEWAY_LISTEN", "127.0.0.1:7000")
     monkeypatch.setenv("SMARTPUSH_GATEWAY_PROFILES__OTHER__CLIENT_ID", "env-id")
@@ -33,7 +34,7 @@ def test_yaml_then_env_precedence_and_secret_file(tmp_path: Path, monkeypatch: p
 
 def test_defaults_point_at_the_current_documented_host(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SMARTPUSH_GATEWAY_CONFIG", raising=False)
-    settings = load_settings()
+    settings = load_settings(auth={"mode": "none"})
     assert settings.smartpush.send_url() == "https://ngw.devices.sberbank.ru:9443/api/v2/smartpush/apprequest"
     assert settings.smartpush.resolved_token_url() == "https://ngw.devices.sberbank.ru:9443/api/v2/oauth"
     assert settings.allow_inline_credentials is False

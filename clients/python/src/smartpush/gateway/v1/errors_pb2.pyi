@@ -120,6 +120,24 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """Another call with this idempotency key and the same request is still running;
     retry after RetryInfo's delay to get its answer replayed. Nothing was sent.
     """
+    ERROR_REASON_CALLER_UNAUTHENTICATED: _ErrorReason.ValueType  # 43
+    """The caller presented no credentials, or ones that do not verify (signature,
+    expiry, issuer, audience, client certificate).
+    """
+    ERROR_REASON_CALLER_NOT_ALLOWED: _ErrorReason.ValueType  # 44
+    """The caller is not configured, or not granted this RPC, profile, project or
+    template; metadata `refused` says which.
+    """
+    ERROR_REASON_CALLER_RATE_LIMITED: _ErrorReason.ValueType  # 45
+    """The caller's own rate (callers.<name>.rate) is spent; RetryInfo says when to come back."""
+    ERROR_REASON_GATEWAY_QUOTA_EXCEEDED: _ErrorReason.ValueType  # 46
+    """A gateway quota mirroring SmartPush's limits (per profile or project, per
+    minute/hour/day, overall or per user) is spent; QuotaFailure and RetryInfo say which and when.
+    """
+    ERROR_REASON_OVERLOADED: _ErrorReason.ValueType  # 47
+    """This gateway process is at its limit of calls in flight; nothing was sent.
+    RetryInfo says when to retry (another replica may take it at once).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed. Every error the gateway returns carries a
@@ -226,5 +244,23 @@ need it (an idempotency key, required consent) fail closed: nothing was sent.
 ERROR_REASON_IDEMPOTENCY_IN_PROGRESS: ErrorReason.ValueType  # 42
 """Another call with this idempotency key and the same request is still running;
 retry after RetryInfo's delay to get its answer replayed. Nothing was sent.
+"""
+ERROR_REASON_CALLER_UNAUTHENTICATED: ErrorReason.ValueType  # 43
+"""The caller presented no credentials, or ones that do not verify (signature,
+expiry, issuer, audience, client certificate).
+"""
+ERROR_REASON_CALLER_NOT_ALLOWED: ErrorReason.ValueType  # 44
+"""The caller is not configured, or not granted this RPC, profile, project or
+template; metadata `refused` says which.
+"""
+ERROR_REASON_CALLER_RATE_LIMITED: ErrorReason.ValueType  # 45
+"""The caller's own rate (callers.<name>.rate) is spent; RetryInfo says when to come back."""
+ERROR_REASON_GATEWAY_QUOTA_EXCEEDED: ErrorReason.ValueType  # 46
+"""A gateway quota mirroring SmartPush's limits (per profile or project, per
+minute/hour/day, overall or per user) is spent; QuotaFailure and RetryInfo say which and when.
+"""
+ERROR_REASON_OVERLOADED: ErrorReason.ValueType  # 47
+"""This gateway process is at its limit of calls in flight; nothing was sent.
+RetryInfo says when to retry (another replica may take it at once).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -1,0 +1,1 @@
+"""Who is calling (mTLS or JWT), what that caller may do (configured grants), and how much."""

@@ -1,0 +1,105 @@
+"""Who is calling: the names a call's credentials prove, from its client certificate (mTLS) or a
+bearer JWT. A failure is UNAUTHENTICATED with a reason and a short why, never the token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import jwt
+from smartpush.gateway.v1 import errors_pb2
+
+from gateway.auth.jwks import KeySource
+from gateway.config import JwtSettings
+from gateway.errors import GatewayError
+
+Context = Any  # grpc.aio.ServicerContext
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The names the credentials prove, most specific first (a SPIFFE id before a DNS name before
+    a CN), and how they were proven."""
+
+    names: tuple[str, ...]
+    via: str
+
+
+ANONYMOUS = Identity(("anonymous",), "none")
+
+
+def unauthenticated(why: str) -> GatewayError:
+    return GatewayError(errors_pb2.ERROR_REASON_CALLER_UNAUTHENTICATED, f"caller not authenticated: {why}")
+
+
+class Authenticator(Protocol):
+    async def identify(self, context: Context) -> Identity: ...
+
+
+class NoAuth:
+    """`auth.mode: none` (local use): every caller is `anonymous`."""
+
+    async def identify(self, context: Context) -> Identity:
+        return ANONYMOUS
+
+
+class MtlsAuth:
+    """The client certificate the TLS handshake verified against `tls_client_ca_file`."""
+
+    async def identify(self, context: Context) -> Identity:
+        auth = context.auth_context() or {}
+        names: list[str] = []
+        for key in ("peer_uri", "peer_dns", "x509_common_name"):
+            names += [v.decode(errors="replace") for v in auth.get(key, ())]
+        if not names:
+            raise unauthenticated("no client certificate")
+        return Identity(tuple(names), "mtls")
+
+
+class JwtAuth:
+    """`authorization: Bearer <JWT>`: signature by a JWKS key, `exp`, `iss`, `aud` and `sub` required."""
+
+    def __init__(self, settings: JwtSettings, keys: KeySource) -> None:
+        self._s = settings
+        self._keys = keys
+
+    async def identify(self, context: Context) -> Identity:
+        token = _bearer(context.invocation_metadata() or ())
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise unauthenticated("the bearer token is not a JWT") from None
+        key = await self._keys.key(header.get("kid"))
+        if key is None:
+            raise unauthenticated("the token's signing key is not among the trusted keys")
+        try:
+            claims = jwt.decode(
+                token,
+                key=key,
+                algorithms=self._s.algorithms,
+                audience=self._s.audience,
+                issuer=self._s.issuer,
+                leeway=self._s.leeway_s,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise unauthenticated("the token has expired") from None
+        except jwt.InvalidAudienceError:
+            raise unauthenticated(f"the token is not for this audience ({self._s.audience})") from None
+        except jwt.InvalidIssuerError:
+            raise unauthenticated("the token's issuer is not trusted") from None
+        except jwt.InvalidSignatureError:
+            raise unauthenticated("the token's signature does not verify") from None
+        except jwt.PyJWTError as exc:
+            raise unauthenticated(f"the token is not valid ({type(exc).__name__})") from None
+        return Identity((str(claims["sub"]),), "jwt")
+
+
+def _bearer(metadata: Any) -> str:
+    for key, value in metadata:
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            raise unauthenticated("`authorization` metadata must be `Bearer <token>`")
+    raise unauthenticated("no `authorization: Bearer <token>` metadata")
