@@ -41,7 +41,7 @@ def _windows(scope: str, limits: WindowLimits, user: str) -> list[Limit]:
                     seconds,
                     f"{scope}:per_user_per_{name}",
                     f"{per_user} sends per {name} to one user",
-                )  # fmt: skip
+                )
             )
     return out
 
@@ -63,7 +63,7 @@ class Quotas:
                     rate.burst,
                     f"caller:{caller.name}",
                     f"{rate.per_second:g} sends per second, burst {rate.burst}",
-                )  # fmt: skip
+                )
             )
         # The store sees a hash of the sub, never the sub.
         user = hashlib.sha256(f"{project}\0{sub}".encode()).hexdigest()[:32]
