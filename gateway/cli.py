@@ -215,7 +215,8 @@ def cmd_send(args: argparse.Namespace) -> int:
         print(json.dumps({"code": "INVALID_ARGUMENT", "message": str(exc)}), file=sys.stderr)
         return 2
     # A bearer token for a gateway with auth.mode jwt (e.g. a projected service-account token).
-    metadata = [("authorization", f"Bearer {Path(args.token_file).read_text().strip()}")] if args.token_file else []
+    token = Path(args.token_file).read_text().strip() if args.token_file else None
+    metadata: tuple[tuple[str, str | bytes], ...] = (("authorization", f"Bearer {token}"),) if token else ()
     with grpc.insecure_channel(args.target) as channel:
         stub = push_service_pb2_grpc.PushServiceStub(channel)
         try:
