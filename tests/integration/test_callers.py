@@ -1,0 +1,236 @@
+"""Who may send: real JWTs (an RSA key and JWKS file made in the test) and real mTLS (certificates
+made in the test), configured grants, and the caller's name in logs, spans and metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from smartpush.gateway.v1 import (
+    delivery_pb2,
+    permission_service_pb2,
+    permission_service_pb2_grpc,
+    template_service_pb2,
+    template_service_pb2_grpc,
+)
+from smartpush_gateway_client.errors import decode
+
+from gateway.server import Gateway
+from gateway.telemetry import Telemetry
+from tests import seed_examples as seeds
+from tests.conftest import GatewayFactory
+from tests.helpers import PROJECT, SUB, EmulatorAdmin, async_stub, send_request
+from tests.jwts import AUDIENCE, ISSUER, Signer
+from tests.tls import client_cert, make_server_certs
+
+BILLING = "system:serviceaccount:billing:api"
+READER = "system:serviceaccount:ops:dashboard"
+CALLERS: dict[str, Any] = {
+    "billing": {
+        "match": BILLING,
+        "profiles": ["default"],
+        "projects": [PROJECT],
+        "templates": ["*"],
+    },
+    # Read-only: templates and SmartApp conversions, no sends.
+    "dashboard": {
+        "match": READER,
+        "rpcs": ["smartpush.gateway.v1.TemplateService/*", "smartpush.gateway.v1.SmartAppService/*"],
+    },
+}
+
+
+async def _refused(call: Any) -> tuple[str, str, dict[str, str]]:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    err = decode(caught.value)
+    return err.code.name, err.reason, dict(err.metadata)
+
+
+@pytest.fixture
+def signer(tmp_path: Path) -> Signer:
+    return Signer(tmp_path)
+
+
+@pytest.fixture
+async def jwt_gateway(make_gateway: GatewayFactory, signer: Signer) -> Gateway:
+    auth = {"mode": "jwt", "jwt": {"jwks_file": signer.jwks, "issuer": ISSUER, "audience": AUDIENCE}}
+    return await make_gateway(auth=auth, callers=CALLERS)
+
+
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+async def test_jwt_credentials_that_do_not_verify_are_unauthenticated(
+    jwt_gateway: Gateway, signer: Signer, tmp_path: Path, admin: EmulatorAdmin
+) -> None:
+    impostor = Signer(tmp_path / "..", kid=signer.kid)  # same key id, another key: the signature fails
+    cases = {
+        "no credentials": (),
+        "not bearer": (("authorization", "Basic dXNlcjpwYXNz"),),
+        "not a JWT": bearer("not-a-jwt"),
+        "wrong signature": bearer(impostor.token(BILLING)),
+        "expired": bearer(signer.token(BILLING, lifetime_s=-120)),
+        "wrong audience": bearer(signer.token(BILLING, aud="someone-else")),
+        "wrong issuer": bearer(signer.token(BILLING, iss="https://evil.example")),
+    }
+    async with grpc.aio.insecure_channel(jwt_gateway.address) as channel:
+        stub = async_stub(channel)
+        for why, metadata in cases.items():
+            code, reason, _ = await _refused(stub.Send(send_request(), metadata=metadata, timeout=5))
+            assert (code, reason) == ("UNAUTHENTICATED", "ERROR_REASON_CALLER_UNAUTHENTICATED"), why
+    assert await admin.sends() == []
+
+
+async def test_jwt_callers_get_exactly_their_grants(jwt_gateway: Gateway, signer: Signer, admin: EmulatorAdmin) -> None:
+    billing, reader = bearer(signer.token(BILLING)), bearer(signer.token(READER))
+    stranger = bearer(signer.token("system:serviceaccount:other:job"))
+    async with grpc.aio.insecure_channel(jwt_gateway.address) as channel:
+        stub = async_stub(channel)
+        templates: Any = template_service_pb2_grpc.TemplateServiceStub(channel)
+        permissions: Any = permission_service_pb2_grpc.PermissionServiceStub(channel)
+
+        ok = await stub.Send(send_request(), metadata=billing, timeout=5)
+        assert ok.results[0].status_code == 0
+
+        refusals = {
+            "caller": stub.Send(send_request(), metadata=stranger, timeout=5),
+            "profile": stub.Send(send_request(profile="marketing"), metadata=billing, timeout=5),
+            "project": stub.Send(send_request(project_id="other-project"), metadata=billing, timeout=5),
+            "rpc": stub.Send(send_request(), metadata=reader, timeout=5),
+        }
+        for refused, call in refusals.items():
+            code, reason, metadata = await _refused(call)
+            assert (code, reason, metadata["refused"]) == (
+                "PERMISSION_DENIED",
+                "ERROR_REASON_CALLER_NOT_ALLOWED",
+                refused,
+            )
+        # Consent for a project outside the grants is refused too.
+        record = permission_service_pb2.RecordConsentRequest(
+            project_id="other-project", sub=SUB, message_json=json.dumps(seeds.TAKE_RUNTIME_PERMISSIONS)
+        )
+        assert (await _refused(permissions.RecordConsent(record, metadata=billing, timeout=5)))[2]["refused"] == (
+            "project"
+        )
+        # The read-only caller reads.
+        listed = await templates.ListTemplates(template_service_pb2.ListTemplatesRequest(), metadata=reader, timeout=5)
+        assert listed is not None
+    assert len(await admin.sends()) == 1
+
+
+async def test_a_template_outside_the_grants_is_refused(
+    make_gateway: GatewayFactory, signer: Signer, admin: EmulatorAdmin
+) -> None:
+    auth = {"mode": "jwt", "jwt": {"jwks_file": signer.jwks, "issuer": ISSUER, "audience": AUDIENCE}}
+    callers = {"billing": {**CALLERS["billing"], "templates": ["only-this-template"]}}
+    gw = await make_gateway(auth=auth, callers=callers)
+    async with grpc.aio.insecure_channel(gw.address) as channel:
+        request = send_request()
+        request.delivery.destinations.append(delivery_pb2.Destination(surface=delivery_pb2.SURFACE_SBERBOX))
+        code, _, metadata = await _refused(
+            async_stub(channel).Send(request, metadata=bearer(signer.token(BILLING)), timeout=5)
+        )
+    assert (code, metadata["refused"]) == ("PERMISSION_DENIED", "template")
+    assert await admin.sends() == []
+
+
+async def test_the_caller_is_named_in_logs_spans_and_metrics(
+    make_gateway: GatewayFactory, signer: Signer, caplog: pytest.LogCaptureFixture
+) -> None:
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    telemetry = Telemetry.from_providers(tracer_provider, MeterProvider(metric_readers=[reader]), salt="s")
+    auth = {"mode": "jwt", "jwt": {"jwks_file": signer.jwks, "issuer": ISSUER, "audience": AUDIENCE}}
+    gw = await make_gateway(auth=auth, callers=CALLERS, telemetry=telemetry)
+    token = signer.token(BILLING)
+    caplog.set_level(logging.INFO, logger="gateway.calls")
+    async with grpc.aio.insecure_channel(gw.address) as channel:
+        stub = async_stub(channel)
+        await stub.Send(send_request(), metadata=bearer(token), timeout=5)
+        await _refused(stub.Send(send_request(profile="marketing"), metadata=bearer(token), timeout=5))
+        await _refused(stub.Send(send_request(), timeout=5))
+    callers = [getattr(r, "caller", None) for r in caplog.records if r.name == "gateway.calls"]
+    assert callers == ["billing", "billing", "(unidentified)"]
+    assert not any(token in r.getMessage() or token in str(r.__dict__) for r in caplog.records)
+    server_spans = [s for s in spans.get_finished_spans() if s.name.endswith("PushService/Send")]
+    assert [(s.attributes or {}).get("smartpush.caller") for s in server_spans] == ["billing", "billing", None]
+    data = reader.get_metrics_data()
+    assert data is not None
+    points: dict[str, list[Any]] = {
+        m.name: list(m.data.data_points) for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+    }
+    durations = {
+        (p.attributes["smartpush.caller"], p.attributes["rpc.grpc.status_code"]) for p in points["rpc.server.duration"]
+    }
+    assert durations == {("billing", 0), ("billing", 7), ("(unidentified)", 16)}
+    refusals = {
+        (p.attributes["smartpush.error_reason"], p.attributes["smartpush.caller"]): p.value
+        for p in points["smartpush.refusals"]
+    }
+    assert refusals == {
+        ("ERROR_REASON_CALLER_NOT_ALLOWED", "billing"): 1,
+        ("ERROR_REASON_CALLER_UNAUTHENTICATED", "(unidentified)"): 1,
+    }
+
+
+async def test_mtls_names_callers_by_their_certificate(
+    make_gateway: GatewayFactory, tmp_path: Path, admin: EmulatorAdmin
+) -> None:
+    certs = make_server_certs(tmp_path)
+    spiffe = "spiffe://cluster.local/ns/billing/sa/api"
+    callers = {
+        "billing": {"match": spiffe, "profiles": ["default"], "projects": ["*"], "templates": ["*"]},
+        "legacy": {"match": "legacy-batch", "profiles": ["default"], "projects": [PROJECT], "templates": ["*"]},
+    }
+    gw = await make_gateway(
+        auth={"mode": "mtls"},
+        callers=callers,
+        tls_cert_file=certs.cert,
+        tls_key_file=certs.key,
+        tls_client_ca_file=certs.ca,
+    )
+
+    def channel(cert: bytes | None, key: bytes | None, ca: bytes | None = None) -> grpc.aio.Channel:
+        creds = grpc.ssl_channel_credentials(ca or certs.ca.read_bytes(), key, cert)
+        return grpc.aio.secure_channel(gw.address, creds, options=[("grpc.enable_retries", 0)])
+
+    by_uri = client_cert(certs, tmp_path, "ignored-cn", uri=spiffe, dns="billing.svc")
+    by_cn = client_cert(certs, tmp_path, "legacy-batch")
+    unknown = client_cert(certs, tmp_path, "someone", dns="someone.svc")
+    (tmp_path / "other").mkdir()
+    other_ca = make_server_certs(tmp_path / "other")
+    untrusted = client_cert(other_ca, tmp_path, "legacy-batch")
+
+    async with channel(*by_uri) as ch:
+        assert (await async_stub(ch).Send(send_request(project_id="any-project"), timeout=5)).results
+    async with channel(*by_cn) as ch:
+        assert (await async_stub(ch).Send(send_request(), timeout=5)).results
+        refused = await _refused(async_stub(ch).Send(send_request(project_id="any-project"), timeout=5))
+        assert (refused[0], refused[2]["refused"]) == ("PERMISSION_DENIED", "project")
+    async with channel(*unknown) as ch:
+        refused = await _refused(async_stub(ch).Send(send_request(), timeout=5))
+        assert (refused[0], refused[2]["refused"], refused[2]["value"]) == (
+            "PERMISSION_DENIED",
+            "caller",
+            "someone.svc",
+        )
+    # No certificate, or one from another CA: the TLS handshake itself fails; nothing is sent.
+    for cert, key in ((None, None), untrusted):
+        async with channel(cert, key) as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await async_stub(ch).Send(send_request(), timeout=5)
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert len(await admin.sends()) == 2
