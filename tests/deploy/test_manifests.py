@@ -346,4 +346,5 @@ def test_docker_compose_settings_are_settings_and_replicas_share_redis() -> None
                 assert _is_setting(variable), (name, variable)
         assert env["SMARTPUSH_GATEWAY_STATE__BACKEND"] == "redis"
         assert env["SMARTPUSH_GATEWAY_STATE__REDIS_URL"].startswith("redis://redis:")
+        assert env["SMARTPUSH_GATEWAY_AUTH__MODE"] == "none"  # said, since auth.mode is required
         assert "redis" in service["depends_on"]
