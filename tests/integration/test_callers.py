@@ -28,7 +28,7 @@ from gateway.server import Gateway
 from gateway.telemetry import Telemetry
 from tests import seed_examples as seeds
 from tests.conftest import GatewayFactory
-from tests.helpers import PROJECT, SUB, EmulatorAdmin, async_stub, send_request
+from tests.helpers import PROJECT, SUB, EmulatorAdmin, ShiftClock, async_stub, send_request
 from tests.jwts import AUDIENCE, ISSUER, Signer
 from tests.tls import client_cert, make_server_certs
 
@@ -234,3 +234,50 @@ async def test_mtls_names_callers_by_their_certificate(
                 await async_stub(ch).Send(send_request(), timeout=5)
             assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert len(await admin.sends()) == 2
+
+
+async def test_keys_from_a_jwks_url_and_a_rotation_without_restart(
+    make_gateway: GatewayFactory, tmp_path: Path, admin: EmulatorAdmin
+) -> None:
+    from aiohttp import web
+
+    first, second = Signer(tmp_path, kid="k1"), Signer(tmp_path, kid="k2")
+    served = {"keys": json.loads(first.jwks.read_text())["keys"]}
+    fetches = 0
+
+    async def jwks(_: web.Request) -> web.Response:
+        nonlocal fetches
+        fetches += 1
+        return web.json_response(served)
+
+    app = web.Application()
+    app.router.add_get("/openid/v1/jwks", jwks)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        url = f"http://127.0.0.1:{port}/openid/v1/jwks"
+        auth = {"mode": "jwt", "jwt": {"jwks_url": url, "issuer": ISSUER, "audience": AUDIENCE}}
+        clock = ShiftClock()
+        gw = await make_gateway(auth=auth, callers=CALLERS, clock=clock)
+        async with grpc.aio.insecure_channel(gw.address) as channel:
+            stub = async_stub(channel)
+            for _ in range(3):
+                await stub.Send(send_request(), metadata=bearer(first.token(BILLING)), timeout=5)
+            assert fetches == 1  # cached
+            # The cluster rotates: a token signed by a key the gateway has not seen makes it refetch
+            # (at most once every 10 s, so unknown key ids cannot make it fetch on every call).
+            served["keys"].append(json.loads(second.jwks.read_text())["keys"][0])
+            clock.offset += 11
+            await stub.Send(send_request(), metadata=bearer(second.token(BILLING)), timeout=5)
+            assert fetches == 2
+            impostor = Signer(tmp_path / "..", kid="k3")
+            code, reason, _ = await _refused(
+                stub.Send(send_request(), metadata=bearer(impostor.token(BILLING)), timeout=5)
+            )
+            assert (code, reason) == ("UNAUTHENTICATED", "ERROR_REASON_CALLER_UNAUTHENTICATED")
+    finally:
+        await runner.cleanup()
+    assert len(await admin.sends()) == 4
