@@ -67,7 +67,9 @@ class PushSender:
 
     def _idempotency_scope(self, req: SendRequest) -> str:
         who = req.credentials.client_id if req.HasField("credentials") else self._routes.resolve_name(req)
-        return scoped_key(who, req.project_id, req.idempotency_key)
+        # Keys are the caller's own: another caller's key never replays (or blocks) this one.
+        caller = current_call().caller or ANYONE
+        return scoped_key(f"{caller.name}\0{who}", req.project_id, req.idempotency_key)
 
     async def send(self, req: SendRequest, rq_uid: str, deadline: float | None) -> SendResponse:
         span = trace.get_current_span()

@@ -281,3 +281,21 @@ async def test_keys_from_a_jwks_url_and_a_rotation_without_restart(
     finally:
         await runner.cleanup()
     assert len(await admin.sends()) == 4
+
+
+async def test_idempotency_keys_belong_to_their_caller(
+    make_gateway: GatewayFactory, signer: Signer, admin: EmulatorAdmin
+) -> None:
+    auth = {"mode": "jwt", "jwt": {"jwks_file": signer.jwks, "issuer": ISSUER, "audience": AUDIENCE}}
+    other = "system:serviceaccount:shop:api"
+    callers = {**CALLERS, "shop": {**CALLERS["billing"], "match": other}}
+    gw = await make_gateway(auth=auth, callers=callers)
+    async with grpc.aio.insecure_channel(gw.address) as channel:
+        stub = async_stub(channel)
+        request = send_request(idempotency_key="order-1")
+        first = await stub.Send(request, metadata=bearer(signer.token(BILLING)), timeout=5)
+        mine = await stub.Send(request, metadata=bearer(signer.token(BILLING)), timeout=5)
+        theirs = await stub.Send(request, metadata=bearer(signer.token(other)), timeout=5)
+    assert (first.replayed, mine.replayed, theirs.replayed) == (False, True, False)
+    assert theirs.rq_uid != first.rq_uid
+    assert len(await admin.sends()) == 2
