@@ -283,7 +283,11 @@ def test_the_overlay_shares_state_through_redis_and_the_base_stays_on_sqlite(
     deployment = kind(docs, "Deployment")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e.get("value") for e in container["env"]}
-    assert deployment["spec"]["replicas"] > 1
+    # Several replicas, counted by the HPA alone (a fixed `replicas` would reset it on each apply).
+    hpa = kind(docs, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert hpa["spec"]["minReplicas"] > 1
+    assert "replicas" not in deployment["spec"]
     assert env["SMARTPUSH_GATEWAY_STATE__BACKEND"] == "redis"
     url = env["SMARTPUSH_GATEWAY_STATE__REDIS_URL"]
     service = kind(docs, "Service", "smartpush-redis")
