@@ -190,6 +190,12 @@ def _bad_request(violations: Sequence[FieldViolation], budget: int) -> error_det
 
 
 def to_grpc_status(err: GatewayError) -> grpc.Status:
+    result: grpc.Status = rpc_status.to_status(to_rpc_status(err))
+    return result
+
+
+def to_rpc_status(err: GatewayError) -> status_pb2.Status:
+    """The `google.rpc.Status` of an error, with its details (also what a batch item carries)."""
     metadata = {_clip(k, 64): _clip(v, _TEXT_MAX) for k, v in list(err.metadata.items())[:16]}
     if err.rq_uid:
         metadata["rq_uid"] = _clip(err.rq_uid, 64)
@@ -211,8 +217,6 @@ def to_grpc_status(err: GatewayError) -> grpc.Status:
     if err.field_violations:
         used = sum(d.ByteSize() for d in details)
         details.append(_pack(_bad_request(err.field_violations, DETAILS_MAX_BYTES - used)))
-    status = status_pb2.Status(
+    return status_pb2.Status(
         code=getattr(code_pb2, err.code.name), message=_clip(err.message, MESSAGE_MAX), details=details
     )
-    result: grpc.Status = rpc_status.to_status(status)
-    return result

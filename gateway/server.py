@@ -271,7 +271,7 @@ async def start_gateway(
     server = grpc.aio.server(options=_server_options(settings))
     drain = Drain()
     edge = Edge(telemetry, drain, Gate(authenticator, Callers(settings), settings.load))
-    edge.register(server, _PUSH, PushServicer(sender, clock))
+    edge.register(server, _PUSH, PushServicer(sender, clock, telemetry))
     edge.register(server, _PERMISSION, PermissionServicer(consent, clock))
     edge.register(server, _TEMPLATE, TemplateServicer(templates))
     edge.register(server, _SMARTAPP, SmartAppServicer())

@@ -8,21 +8,27 @@ import grpc
 from smartpush.gateway.v1 import push_service_pb2, push_service_pb2_grpc
 
 from gateway.api.edge import current_call
+from gateway.batch import BatchSender
 from gateway.clock import Clock
 from gateway.push import PushSender
 from gateway.smartpush.surfaces import SURFACE_TO_WIRE
+from gateway.telemetry import Telemetry
 
 
 class PushServicer(push_service_pb2_grpc.PushServiceServicer):
-    def __init__(self, sender: PushSender, clock: Clock) -> None:
+    def __init__(self, sender: PushSender, clock: Clock, telemetry: Telemetry) -> None:
         self._sender = sender
+        self._batch = BatchSender(sender, clock, telemetry)
         self._clock = clock
+
+    def _deadline(self, context: grpc.aio.ServicerContext[Any, Any]) -> float | None:
+        remaining = context.time_remaining()
+        return self._clock.monotonic() + remaining if remaining is not None else None
 
     async def Send(
         self, request: push_service_pb2.SendRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> push_service_pb2.SendResponse:
-        remaining = context.time_remaining()
-        deadline = self._clock.monotonic() + remaining if remaining is not None else None
+        deadline = self._deadline(context)
         call = current_call()
         call.rq_uid = self._sender.rq_uid(request)
         call.fields.update(
@@ -34,3 +40,13 @@ class PushServicer(push_service_pb2_grpc.PushServiceServicer):
         response = await self._sender.send(request, call.rq_uid, deadline)
         call.fields.update(status_codes=[r.status_code for r in response.results], replayed=response.replayed)
         return response
+
+    async def SendBatch(
+        self, request: push_service_pb2.SendBatchRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> push_service_pb2.SendBatchResponse:
+        results = await self._batch.send(request.requests, self._deadline(context))
+        codes: dict[int, int] = {}
+        for r in results:
+            codes[r.status.code] = codes.get(r.status.code, 0) + 1
+        current_call().fields.update(items=len(results), item_codes={str(k): v for k, v in sorted(codes.items())})
+        return push_service_pb2.SendBatchResponse(results=results)

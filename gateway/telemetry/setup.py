@@ -67,6 +67,10 @@ class Telemetry:
         self.validation_failures = m.create_counter(
             "smartpush.validation.failures", unit="{violation}", description="Rejected fields, by field path"
         )
+        self.batch_size = m.create_histogram(
+            "smartpush.batch.size", unit="{request}", description="Requests per SendBatch call",
+            explicit_bucket_boundaries_advisory=(1, 5, 10, 25, 50, 100, 250, 500, 1000),
+        )  # fmt: skip
         self.refusals = m.create_counter(
             "smartpush.refusals", unit="{call}", description="Calls answered with an error, by reason and caller"
         )

@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from smartpush.gateway.v1 import delivery_pb2 as smartpush_dot_gateway_dot_v1_dot_delivery__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'smartpush/gateway/v1/push_service.proto\x12\x14smartpush.gateway.v1\x1a#smartpush/gateway/v1/delivery.proto\"D\n\x0b\x43redentials\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x13\n\x06secret\x18\x02 \x01(\tB\x03\x80\x01\x01\x12\r\n\x05scope\x18\x03 \x01(\t\"1\n\x0b\x41pplication\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x12\n\nversion_id\x18\x02 \x01(\t\"\xad\x02\n\x0bSendRequest\x12\x0f\n\x07profile\x18\x01 \x01(\t\x12\x36\n\x0b\x63redentials\x18\x02 \x01(\x0b\x32!.smartpush.gateway.v1.Credentials\x12\x12\n\nproject_id\x18\x03 \x01(\t\x12\x36\n\x0b\x61pplication\x18\x04 \x01(\x0b\x32!.smartpush.gateway.v1.Application\x12\x0b\n\x03sub\x18\x05 \x01(\t\x12\x36\n\x08\x64\x65livery\x18\x06 \x01(\x0b\x32$.smartpush.gateway.v1.DeliveryConfig\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\x12\x15\n\rvalidate_only\x18\x08 \x01(\x08\x12\x14\n\x0c\x63\x61llback_url\x18\t \x01(\t\"\\\n\x0c\x44\x65viceStatus\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x0f\n\x07product\x18\x02 \x01(\t\x12\x13\n\x0bstatus_code\x18\x03 \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"\xbc\x01\n\x11\x44\x65stinationResult\x12.\n\x07surface\x18\x01 \x01(\x0e\x32\x1d.smartpush.gateway.v1.Surface\x12\x13\n\x0bstatus_code\x18\x02 \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12;\n\x0f\x64\x65vice_statuses\x18\x04 \x03(\x0b\x32\".smartpush.gateway.v1.DeviceStatus\x12\x10\n\x08reported\x18\x05 \x01(\x08\"\xdb\x01\n\x0cSendResponse\x12\x0e\n\x06rq_uid\x18\x01 \x01(\t\x12\x13\n\x0bresponse_id\x18\x02 \x01(\t\x12\x38\n\x07results\x18\x03 \x03(\x0b\x32\'.smartpush.gateway.v1.DestinationResult\x12\x14\n\x0crequest_json\x18\x04 \x01(\t\x12\x14\n\x0cupstream_url\x18\x05 \x01(\t\x12\x10\n\x08replayed\x18\x06 \x01(\x08\x12\x17\n\x0frendered_header\x18\x07 \x01(\t\x12\x15\n\rrendered_body\x18\x08 \x01(\t2\\\n\x0bPushService\x12M\n\x04Send\x12!.smartpush.gateway.v1.SendRequest\x1a\".smartpush.gateway.v1.SendResponseB@Z>github.com/smartpush-gateway/go/smartpush/gateway/v1;gatewayv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'smartpush/gateway/v1/push_service.proto\x12\x14smartpush.gateway.v1\x1a\x17google/rpc/status.proto\x1a#smartpush/gateway/v1/delivery.proto\"G\n\x10SendBatchRequest\x12\x33\n\x08requests\x18\x01 \x03(\x0b\x32!.smartpush.gateway.v1.SendRequest\"k\n\x0fSendBatchResult\x12\"\n\x06status\x18\x01 \x01(\x0b\x32\x12.google.rpc.Status\x12\x34\n\x08response\x18\x02 \x01(\x0b\x32\".smartpush.gateway.v1.SendResponse\"K\n\x11SendBatchResponse\x12\x36\n\x07results\x18\x01 \x03(\x0b\x32%.smartpush.gateway.v1.SendBatchResult\"D\n\x0b\x43redentials\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x13\n\x06secret\x18\x02 \x01(\tB\x03\x80\x01\x01\x12\r\n\x05scope\x18\x03 \x01(\t\"1\n\x0b\x41pplication\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x12\n\nversion_id\x18\x02 \x01(\t\"\xad\x02\n\x0bSendRequest\x12\x0f\n\x07profile\x18\x01 \x01(\t\x12\x36\n\x0b\x63redentials\x18\x02 \x01(\x0b\x32!.smartpush.gateway.v1.Credentials\x12\x12\n\nproject_id\x18\x03 \x01(\t\x12\x36\n\x0b\x61pplication\x18\x04 \x01(\x0b\x32!.smartpush.gateway.v1.Application\x12\x0b\n\x03sub\x18\x05 \x01(\t\x12\x36\n\x08\x64\x65livery\x18\x06 \x01(\x0b\x32$.smartpush.gateway.v1.DeliveryConfig\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\x12\x15\n\rvalidate_only\x18\x08 \x01(\x08\x12\x14\n\x0c\x63\x61llback_url\x18\t \x01(\t\"\\\n\x0c\x44\x65viceStatus\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x0f\n\x07product\x18\x02 \x01(\t\x12\x13\n\x0bstatus_code\x18\x03 \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"\xbc\x01\n\x11\x44\x65stinationResult\x12.\n\x07surface\x18\x01 \x01(\x0e\x32\x1d.smartpush.gateway.v1.Surface\x12\x13\n\x0bstatus_code\x18\x02 \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12;\n\x0f\x64\x65vice_statuses\x18\x04 \x03(\x0b\x32\".smartpush.gateway.v1.DeviceStatus\x12\x10\n\x08reported\x18\x05 \x01(\x08\"\xdb\x01\n\x0cSendResponse\x12\x0e\n\x06rq_uid\x18\x01 \x01(\t\x12\x13\n\x0bresponse_id\x18\x02 \x01(\t\x12\x38\n\x07results\x18\x03 \x03(\x0b\x32\'.smartpush.gateway.v1.DestinationResult\x12\x14\n\x0crequest_json\x18\x04 \x01(\t\x12\x14\n\x0cupstream_url\x18\x05 \x01(\t\x12\x10\n\x08replayed\x18\x06 \x01(\x08\x12\x17\n\x0frendered_header\x18\x07 \x01(\t\x12\x15\n\rrendered_body\x18\x08 \x01(\t2\xba\x01\n\x0bPushService\x12M\n\x04Send\x12!.smartpush.gateway.v1.SendRequest\x1a\".smartpush.gateway.v1.SendResponse\x12\\\n\tSendBatch\x12&.smartpush.gateway.v1.SendBatchRequest\x1a\'.smartpush.gateway.v1.SendBatchResponseB@Z>github.com/smartpush-gateway/go/smartpush/gateway/v1;gatewayv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,18 +36,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'Z>github.com/smartpush-gateway/go/smartpush/gateway/v1;gatewayv1'
   _globals['_CREDENTIALS'].fields_by_name['secret']._loaded_options = None
   _globals['_CREDENTIALS'].fields_by_name['secret']._serialized_options = b'\200\001\001'
-  _globals['_CREDENTIALS']._serialized_start=102
-  _globals['_CREDENTIALS']._serialized_end=170
-  _globals['_APPLICATION']._serialized_start=172
-  _globals['_APPLICATION']._serialized_end=221
-  _globals['_SENDREQUEST']._serialized_start=224
-  _globals['_SENDREQUEST']._serialized_end=525
-  _globals['_DEVICESTATUS']._serialized_start=527
-  _globals['_DEVICESTATUS']._serialized_end=619
-  _globals['_DESTINATIONRESULT']._serialized_start=622
-  _globals['_DESTINATIONRESULT']._serialized_end=810
-  _globals['_SENDRESPONSE']._serialized_start=813
-  _globals['_SENDRESPONSE']._serialized_end=1032
-  _globals['_PUSHSERVICE']._serialized_start=1034
-  _globals['_PUSHSERVICE']._serialized_end=1126
+  _globals['_SENDBATCHREQUEST']._serialized_start=127
+  _globals['_SENDBATCHREQUEST']._serialized_end=198
+  _globals['_SENDBATCHRESULT']._serialized_start=200
+  _globals['_SENDBATCHRESULT']._serialized_end=307
+  _globals['_SENDBATCHRESPONSE']._serialized_start=309
+  _globals['_SENDBATCHRESPONSE']._serialized_end=384
+  _globals['_CREDENTIALS']._serialized_start=386
+  _globals['_CREDENTIALS']._serialized_end=454
+  _globals['_APPLICATION']._serialized_start=456
+  _globals['_APPLICATION']._serialized_end=505
+  _globals['_SENDREQUEST']._serialized_start=508
+  _globals['_SENDREQUEST']._serialized_end=809
+  _globals['_DEVICESTATUS']._serialized_start=811
+  _globals['_DEVICESTATUS']._serialized_end=903
+  _globals['_DESTINATIONRESULT']._serialized_start=906
+  _globals['_DESTINATIONRESULT']._serialized_end=1094
+  _globals['_SENDRESPONSE']._serialized_start=1097
+  _globals['_SENDRESPONSE']._serialized_end=1316
+  _globals['_PUSHSERVICE']._serialized_start=1319
+  _globals['_PUSHSERVICE']._serialized_end=1505
 # @@protoc_insertion_point(module_scope)

@@ -40,6 +40,11 @@ class PushServiceStub:
                 request_serializer=smartpush_dot_gateway_dot_v1_dot_push__service__pb2.SendRequest.SerializeToString,
                 response_deserializer=smartpush_dot_gateway_dot_v1_dot_push__service__pb2.SendResponse.FromString,
                 _registered_method=True)
+        self.SendBatch = channel.unary_unary(
+                '/smartpush.gateway.v1.PushService/SendBatch',
+                request_serializer=smartpush_dot_gateway_dot_v1_dot_push__service__pb2.SendBatchRequest.SerializeToString,
+                response_deserializer=smartpush_dot_gateway_dot_v1_dot_push__service__pb2.SendBatchResponse.FromString,
+                _registered_method=True)
 
 
 class PushServiceServicer:
@@ -56,6 +61,18 @@ class PushServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendBatch(self, request, context):
+        """Sends up to 1,000 requests, each validated, authorized, quota-checked and
+        idempotent exactly as a single Send, and answers one result per request, in
+        request order. Items run with bounded concurrency within the caller's
+        deadline; an item that cannot finish before it is reported
+        DEADLINE_EXCEEDED (with an idempotency key, retrying it replays its answer
+        once known). The call itself fails only when the batch is malformed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PushServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -63,6 +80,11 @@ def add_PushServiceServicer_to_server(servicer, server):
                     servicer.Send,
                     request_deserializer=smartpush_dot_gateway_dot_v1_dot_push__service__pb2.SendRequest.FromString,
                     response_serializer=smartpush_dot_gateway_dot_v1_dot_push__service__pb2.SendResponse.SerializeToString,
+            ),
+            'SendBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendBatch,
+                    request_deserializer=smartpush_dot_gateway_dot_v1_dot_push__service__pb2.SendBatchRequest.FromString,
+                    response_serializer=smartpush_dot_gateway_dot_v1_dot_push__service__pb2.SendBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -93,6 +115,33 @@ class PushService:
             '/smartpush.gateway.v1.PushService/Send',
             smartpush_dot_gateway_dot_v1_dot_push__service__pb2.SendRequest.SerializeToString,
             smartpush_dot_gateway_dot_v1_dot_push__service__pb2.SendResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/smartpush.gateway.v1.PushService/SendBatch',
+            smartpush_dot_gateway_dot_v1_dot_push__service__pb2.SendBatchRequest.SerializeToString,
+            smartpush_dot_gateway_dot_v1_dot_push__service__pb2.SendBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,14 @@ class PushServiceStub:
     `google.rpc.ErrorInfo` (reason from `ErrorReason`) and, where they apply,
     `google.rpc.BadRequest`, `google.rpc.RetryInfo` and `google.rpc.QuotaFailure`.
     """
+    SendBatch: _grpc.UnaryUnaryMultiCallable[_push_service_pb2.SendBatchRequest, _push_service_pb2.SendBatchResponse]
+    """Sends up to 1,000 requests, each validated, authorized, quota-checked and
+    idempotent exactly as a single Send, and answers one result per request, in
+    request order. Items run with bounded concurrency within the caller's
+    deadline; an item that cannot finish before it is reported
+    DEADLINE_EXCEEDED (with an idempotency key, retrying it replays its answer
+    once known). The call itself fails only when the batch is malformed.
+    """
 
 @_typing.type_check_only
 class PushServiceAsyncStub(PushServiceStub):
@@ -50,6 +58,14 @@ class PushServiceAsyncStub(PushServiceStub):
     answers with one result per destination. Errors carry
     `google.rpc.ErrorInfo` (reason from `ErrorReason`) and, where they apply,
     `google.rpc.BadRequest`, `google.rpc.RetryInfo` and `google.rpc.QuotaFailure`.
+    """
+    SendBatch: _aio.UnaryUnaryMultiCallable[_push_service_pb2.SendBatchRequest, _push_service_pb2.SendBatchResponse]  # type: ignore[assignment]
+    """Sends up to 1,000 requests, each validated, authorized, quota-checked and
+    idempotent exactly as a single Send, and answers one result per request, in
+    request order. Items run with bounded concurrency within the caller's
+    deadline; an item that cannot finish before it is reported
+    DEADLINE_EXCEEDED (with an idempotency key, retrying it replays its answer
+    once known). The call itself fails only when the batch is malformed.
     """
 
 class PushServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -65,6 +81,20 @@ class PushServiceServicer(metaclass=_abc_1.ABCMeta):
         answers with one result per destination. Errors carry
         `google.rpc.ErrorInfo` (reason from `ErrorReason`) and, where they apply,
         `google.rpc.BadRequest`, `google.rpc.RetryInfo` and `google.rpc.QuotaFailure`.
+        """
+
+    @_abc_1.abstractmethod
+    def SendBatch(
+        self,
+        request: _push_service_pb2.SendBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_push_service_pb2.SendBatchResponse, _abc.Awaitable[_push_service_pb2.SendBatchResponse]]:
+        """Sends up to 1,000 requests, each validated, authorized, quota-checked and
+        idempotent exactly as a single Send, and answers one result per request, in
+        request order. Items run with bounded concurrency within the caller's
+        deadline; an item that cannot finish before it is reported
+        DEADLINE_EXCEEDED (with an idempotency key, retrying it replays its answer
+        once known). The call itself fails only when the batch is malformed.
         """
 
 def add_PushServiceServicer_to_server(servicer: PushServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

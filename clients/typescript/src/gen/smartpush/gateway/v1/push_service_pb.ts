@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Status } from "../../../google/rpc/status_pb.js";
+import { file_google_rpc_status } from "../../../google/rpc/status_pb.js";
 import type { DeliveryConfig, Surface } from "./delivery_pb.js";
 import { file_smartpush_gateway_v1_delivery } from "./delivery_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,79 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file smartpush/gateway/v1/push_service.proto.
  */
 export const file_smartpush_gateway_v1_push_service: GenFile = /*@__PURE__*/
-  fileDesc("CidzbWFydHB1c2gvZ2F0ZXdheS92MS9wdXNoX3NlcnZpY2UucHJvdG8SFHNtYXJ0cHVzaC5nYXRld2F5LnYxIkQKC0NyZWRlbnRpYWxzEhEKCWNsaWVudF9pZBgBIAEoCRITCgZzZWNyZXQYAiABKAlCA4ABARINCgVzY29wZRgDIAEoCSIxCgtBcHBsaWNhdGlvbhIOCgZhcHBfaWQYASABKAkSEgoKdmVyc2lvbl9pZBgCIAEoCSKtAgoLU2VuZFJlcXVlc3QSDwoHcHJvZmlsZRgBIAEoCRI2CgtjcmVkZW50aWFscxgCIAEoCzIhLnNtYXJ0cHVzaC5nYXRld2F5LnYxLkNyZWRlbnRpYWxzEhIKCnByb2plY3RfaWQYAyABKAkSNgoLYXBwbGljYXRpb24YBCABKAsyIS5zbWFydHB1c2guZ2F0ZXdheS52MS5BcHBsaWNhdGlvbhILCgNzdWIYBSABKAkSNgoIZGVsaXZlcnkYBiABKAsyJC5zbWFydHB1c2guZ2F0ZXdheS52MS5EZWxpdmVyeUNvbmZpZxIXCg9pZGVtcG90ZW5jeV9rZXkYByABKAkSFQoNdmFsaWRhdGVfb25seRgIIAEoCBIUCgxjYWxsYmFja191cmwYCSABKAkiXAoMRGV2aWNlU3RhdHVzEhEKCWRldmljZV9pZBgBIAEoCRIPCgdwcm9kdWN0GAIgASgJEhMKC3N0YXR1c19jb2RlGAMgASgFEhMKC2Rlc2NyaXB0aW9uGAQgASgJIrwBChFEZXN0aW5hdGlvblJlc3VsdBIuCgdzdXJmYWNlGAEgASgOMh0uc21hcnRwdXNoLmdhdGV3YXkudjEuU3VyZmFjZRITCgtzdGF0dXNfY29kZRgCIAEoBRITCgtkZXNjcmlwdGlvbhgDIAEoCRI7Cg9kZXZpY2Vfc3RhdHVzZXMYBCADKAsyIi5zbWFydHB1c2guZ2F0ZXdheS52MS5EZXZpY2VTdGF0dXMSEAoIcmVwb3J0ZWQYBSABKAgi2wEKDFNlbmRSZXNwb25zZRIOCgZycV91aWQYASABKAkSEwoLcmVzcG9uc2VfaWQYAiABKAkSOAoHcmVzdWx0cxgDIAMoCzInLnNtYXJ0cHVzaC5nYXRld2F5LnYxLkRlc3RpbmF0aW9uUmVzdWx0EhQKDHJlcXVlc3RfanNvbhgEIAEoCRIUCgx1cHN0cmVhbV91cmwYBSABKAkSEAoIcmVwbGF5ZWQYBiABKAgSFwoPcmVuZGVyZWRfaGVhZGVyGAcgASgJEhUKDXJlbmRlcmVkX2JvZHkYCCABKAkyXAoLUHVzaFNlcnZpY2USTQoEU2VuZBIhLnNtYXJ0cHVzaC5nYXRld2F5LnYxLlNlbmRSZXF1ZXN0GiIuc21hcnRwdXNoLmdhdGV3YXkudjEuU2VuZFJlc3BvbnNlQkBaPmdpdGh1Yi5jb20vc21hcnRwdXNoLWdhdGV3YXkvZ28vc21hcnRwdXNoL2dhdGV3YXkvdjE7Z2F0ZXdheXYxYgZwcm90bzM", [file_smartpush_gateway_v1_delivery]);
+  fileDesc("CidzbWFydHB1c2gvZ2F0ZXdheS92MS9wdXNoX3NlcnZpY2UucHJvdG8SFHNtYXJ0cHVzaC5nYXRld2F5LnYxIkcKEFNlbmRCYXRjaFJlcXVlc3QSMwoIcmVxdWVzdHMYASADKAsyIS5zbWFydHB1c2guZ2F0ZXdheS52MS5TZW5kUmVxdWVzdCJrCg9TZW5kQmF0Y2hSZXN1bHQSIgoGc3RhdHVzGAEgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMSNAoIcmVzcG9uc2UYAiABKAsyIi5zbWFydHB1c2guZ2F0ZXdheS52MS5TZW5kUmVzcG9uc2UiSwoRU2VuZEJhdGNoUmVzcG9uc2USNgoHcmVzdWx0cxgBIAMoCzIlLnNtYXJ0cHVzaC5nYXRld2F5LnYxLlNlbmRCYXRjaFJlc3VsdCJECgtDcmVkZW50aWFscxIRCgljbGllbnRfaWQYASABKAkSEwoGc2VjcmV0GAIgASgJQgOAAQESDQoFc2NvcGUYAyABKAkiMQoLQXBwbGljYXRpb24SDgoGYXBwX2lkGAEgASgJEhIKCnZlcnNpb25faWQYAiABKAkirQIKC1NlbmRSZXF1ZXN0Eg8KB3Byb2ZpbGUYASABKAkSNgoLY3JlZGVudGlhbHMYAiABKAsyIS5zbWFydHB1c2guZ2F0ZXdheS52MS5DcmVkZW50aWFscxISCgpwcm9qZWN0X2lkGAMgASgJEjYKC2FwcGxpY2F0aW9uGAQgASgLMiEuc21hcnRwdXNoLmdhdGV3YXkudjEuQXBwbGljYXRpb24SCwoDc3ViGAUgASgJEjYKCGRlbGl2ZXJ5GAYgASgLMiQuc21hcnRwdXNoLmdhdGV3YXkudjEuRGVsaXZlcnlDb25maWcSFwoPaWRlbXBvdGVuY3lfa2V5GAcgASgJEhUKDXZhbGlkYXRlX29ubHkYCCABKAgSFAoMY2FsbGJhY2tfdXJsGAkgASgJIlwKDERldmljZVN0YXR1cxIRCglkZXZpY2VfaWQYASABKAkSDwoHcHJvZHVjdBgCIAEoCRITCgtzdGF0dXNfY29kZRgDIAEoBRITCgtkZXNjcmlwdGlvbhgEIAEoCSK8AQoRRGVzdGluYXRpb25SZXN1bHQSLgoHc3VyZmFjZRgBIAEoDjIdLnNtYXJ0cHVzaC5nYXRld2F5LnYxLlN1cmZhY2USEwoLc3RhdHVzX2NvZGUYAiABKAUSEwoLZGVzY3JpcHRpb24YAyABKAkSOwoPZGV2aWNlX3N0YXR1c2VzGAQgAygLMiIuc21hcnRwdXNoLmdhdGV3YXkudjEuRGV2aWNlU3RhdHVzEhAKCHJlcG9ydGVkGAUgASgIItsBCgxTZW5kUmVzcG9uc2USDgoGcnFfdWlkGAEgASgJEhMKC3Jlc3BvbnNlX2lkGAIgASgJEjgKB3Jlc3VsdHMYAyADKAsyJy5zbWFydHB1c2guZ2F0ZXdheS52MS5EZXN0aW5hdGlvblJlc3VsdBIUCgxyZXF1ZXN0X2pzb24YBCABKAkSFAoMdXBzdHJlYW1fdXJsGAUgASgJEhAKCHJlcGxheWVkGAYgASgIEhcKD3JlbmRlcmVkX2hlYWRlchgHIAEoCRIVCg1yZW5kZXJlZF9ib2R5GAggASgJMroBCgtQdXNoU2VydmljZRJNCgRTZW5kEiEuc21hcnRwdXNoLmdhdGV3YXkudjEuU2VuZFJlcXVlc3QaIi5zbWFydHB1c2guZ2F0ZXdheS52MS5TZW5kUmVzcG9uc2USXAoJU2VuZEJhdGNoEiYuc21hcnRwdXNoLmdhdGV3YXkudjEuU2VuZEJhdGNoUmVxdWVzdBonLnNtYXJ0cHVzaC5nYXRld2F5LnYxLlNlbmRCYXRjaFJlc3BvbnNlQkBaPmdpdGh1Yi5jb20vc21hcnRwdXNoLWdhdGV3YXkvZ28vc21hcnRwdXNoL2dhdGV3YXkvdjE7Z2F0ZXdheXYxYgZwcm90bzM", [file_google_rpc_status, file_smartpush_gateway_v1_delivery]);
+
+/**
+ * Input of SendBatch.
+ *
+ * @generated from message smartpush.gateway.v1.SendBatchRequest
+ */
+export type SendBatchRequest = Message<"smartpush.gateway.v1.SendBatchRequest"> & {
+  /**
+   * The sends, at most 1,000. Give each an idempotency_key to make the batch
+   * safe to retry: items already sent are replayed, not sent again.
+   *
+   * @generated from field: repeated smartpush.gateway.v1.SendRequest requests = 1;
+   */
+  requests: SendRequest[];
+};
+
+/**
+ * Describes the message smartpush.gateway.v1.SendBatchRequest.
+ * Use `create(SendBatchRequestSchema)` to create a new message.
+ */
+export const SendBatchRequestSchema: GenMessage<SendBatchRequest> = /*@__PURE__*/
+  messageDesc(file_smartpush_gateway_v1_push_service, 0);
+
+/**
+ * The outcome of one item of a batch.
+ *
+ * @generated from message smartpush.gateway.v1.SendBatchResult
+ */
+export type SendBatchResult = Message<"smartpush.gateway.v1.SendBatchResult"> & {
+  /**
+   * OK, or the error a single Send would have answered, with the same
+   * details (ErrorInfo, BadRequest, RetryInfo, QuotaFailure).
+   *
+   * @generated from field: google.rpc.Status status = 1;
+   */
+  status?: Status | undefined;
+
+  /**
+   * The answer when status is OK.
+   *
+   * @generated from field: smartpush.gateway.v1.SendResponse response = 2;
+   */
+  response?: SendResponse | undefined;
+};
+
+/**
+ * Describes the message smartpush.gateway.v1.SendBatchResult.
+ * Use `create(SendBatchResultSchema)` to create a new message.
+ */
+export const SendBatchResultSchema: GenMessage<SendBatchResult> = /*@__PURE__*/
+  messageDesc(file_smartpush_gateway_v1_push_service, 1);
+
+/**
+ * Output of SendBatch.
+ *
+ * @generated from message smartpush.gateway.v1.SendBatchResponse
+ */
+export type SendBatchResponse = Message<"smartpush.gateway.v1.SendBatchResponse"> & {
+  /**
+   * One result per request, in request order.
+   *
+   * @generated from field: repeated smartpush.gateway.v1.SendBatchResult results = 1;
+   */
+  results: SendBatchResult[];
+};
+
+/**
+ * Describes the message smartpush.gateway.v1.SendBatchResponse.
+ * Use `create(SendBatchResponseSchema)` to create a new message.
+ */
+export const SendBatchResponseSchema: GenMessage<SendBatchResponse> = /*@__PURE__*/
+  messageDesc(file_smartpush_gateway_v1_push_service, 2);
 
 /**
  * SmartPush API credentials supplied by the caller instead of a profile.
@@ -49,7 +123,7 @@ export type Credentials = Message<"smartpush.gateway.v1.Credentials"> & {
  * Use `create(CredentialsSchema)` to create a new message.
  */
 export const CredentialsSchema: GenMessage<Credentials> = /*@__PURE__*/
-  messageDesc(file_smartpush_gateway_v1_push_service, 0);
+  messageDesc(file_smartpush_gateway_v1_push_service, 3);
 
 /**
  * The smartapp a notification is sent on behalf of.
@@ -77,7 +151,7 @@ export type Application = Message<"smartpush.gateway.v1.Application"> & {
  * Use `create(ApplicationSchema)` to create a new message.
  */
 export const ApplicationSchema: GenMessage<Application> = /*@__PURE__*/
-  messageDesc(file_smartpush_gateway_v1_push_service, 1);
+  messageDesc(file_smartpush_gateway_v1_push_service, 4);
 
 /**
  * One notification to one user.
@@ -159,7 +233,7 @@ export type SendRequest = Message<"smartpush.gateway.v1.SendRequest"> & {
  * Use `create(SendRequestSchema)` to create a new message.
  */
 export const SendRequestSchema: GenMessage<SendRequest> = /*@__PURE__*/
-  messageDesc(file_smartpush_gateway_v1_push_service, 2);
+  messageDesc(file_smartpush_gateway_v1_push_service, 5);
 
 /**
  * A device-level delivery status inside a destination result.
@@ -201,7 +275,7 @@ export type DeviceStatus = Message<"smartpush.gateway.v1.DeviceStatus"> & {
  * Use `create(DeviceStatusSchema)` to create a new message.
  */
 export const DeviceStatusSchema: GenMessage<DeviceStatus> = /*@__PURE__*/
-  messageDesc(file_smartpush_gateway_v1_push_service, 3);
+  messageDesc(file_smartpush_gateway_v1_push_service, 6);
 
 /**
  * SmartPush's answer for one destination.
@@ -251,7 +325,7 @@ export type DestinationResult = Message<"smartpush.gateway.v1.DestinationResult"
  * Use `create(DestinationResultSchema)` to create a new message.
  */
 export const DestinationResultSchema: GenMessage<DestinationResult> = /*@__PURE__*/
-  messageDesc(file_smartpush_gateway_v1_push_service, 4);
+  messageDesc(file_smartpush_gateway_v1_push_service, 7);
 
 /**
  * The outcome of a send. With BROADCAST, some destinations may have failed:
@@ -325,7 +399,7 @@ export type SendResponse = Message<"smartpush.gateway.v1.SendResponse"> & {
  * Use `create(SendResponseSchema)` to create a new message.
  */
 export const SendResponseSchema: GenMessage<SendResponse> = /*@__PURE__*/
-  messageDesc(file_smartpush_gateway_v1_push_service, 5);
+  messageDesc(file_smartpush_gateway_v1_push_service, 8);
 
 /**
  * Sends SmartPush notifications.
@@ -345,6 +419,21 @@ export const PushService: GenService<{
     methodKind: "unary";
     input: typeof SendRequestSchema;
     output: typeof SendResponseSchema;
+  },
+  /**
+   * Sends up to 1,000 requests, each validated, authorized, quota-checked and
+   * idempotent exactly as a single Send, and answers one result per request, in
+   * request order. Items run with bounded concurrency within the caller's
+   * deadline; an item that cannot finish before it is reported
+   * DEADLINE_EXCEEDED (with an idempotency key, retrying it replays its answer
+   * once known). The call itself fails only when the batch is malformed.
+   *
+   * @generated from rpc smartpush.gateway.v1.PushService.SendBatch
+   */
+  sendBatch: {
+    methodKind: "unary";
+    input: typeof SendBatchRequestSchema;
+    output: typeof SendBatchResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_smartpush_gateway_v1_push_service, 0);

@@ -22,6 +22,13 @@ type PushServiceClient interface {
 	// `google.rpc.ErrorInfo` (reason from `ErrorReason`) and, where they apply,
 	// `google.rpc.BadRequest`, `google.rpc.RetryInfo` and `google.rpc.QuotaFailure`.
 	Send(ctx context.Context, in *SendRequest, opts ...grpc.CallOption) (*SendResponse, error)
+	// Sends up to 1,000 requests, each validated, authorized, quota-checked and
+	// idempotent exactly as a single Send, and answers one result per request, in
+	// request order. Items run with bounded concurrency within the caller's
+	// deadline; an item that cannot finish before it is reported
+	// DEADLINE_EXCEEDED (with an idempotency key, retrying it replays its answer
+	// once known). The call itself fails only when the batch is malformed.
+	SendBatch(ctx context.Context, in *SendBatchRequest, opts ...grpc.CallOption) (*SendBatchResponse, error)
 }
 
 type pushServiceClient struct {
@@ -41,6 +48,15 @@ func (c *pushServiceClient) Send(ctx context.Context, in *SendRequest, opts ...g
 	return out, nil
 }
 
+func (c *pushServiceClient) SendBatch(ctx context.Context, in *SendBatchRequest, opts ...grpc.CallOption) (*SendBatchResponse, error) {
+	out := new(SendBatchResponse)
+	err := c.cc.Invoke(ctx, "/smartpush.gateway.v1.PushService/SendBatch", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PushServiceServer is the server API for PushService service.
 // All implementations must embed UnimplementedPushServiceServer
 // for forward compatibility
@@ -50,6 +66,13 @@ type PushServiceServer interface {
 	// `google.rpc.ErrorInfo` (reason from `ErrorReason`) and, where they apply,
 	// `google.rpc.BadRequest`, `google.rpc.RetryInfo` and `google.rpc.QuotaFailure`.
 	Send(context.Context, *SendRequest) (*SendResponse, error)
+	// Sends up to 1,000 requests, each validated, authorized, quota-checked and
+	// idempotent exactly as a single Send, and answers one result per request, in
+	// request order. Items run with bounded concurrency within the caller's
+	// deadline; an item that cannot finish before it is reported
+	// DEADLINE_EXCEEDED (with an idempotency key, retrying it replays its answer
+	// once known). The call itself fails only when the batch is malformed.
+	SendBatch(context.Context, *SendBatchRequest) (*SendBatchResponse, error)
 	mustEmbedUnimplementedPushServiceServer()
 }
 
@@ -59,6 +82,9 @@ type UnimplementedPushServiceServer struct {
 
 func (UnimplementedPushServiceServer) Send(context.Context, *SendRequest) (*SendResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Send not implemented")
+}
+func (UnimplementedPushServiceServer) SendBatch(context.Context, *SendBatchRequest) (*SendBatchResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SendBatch not implemented")
 }
 func (UnimplementedPushServiceServer) mustEmbedUnimplementedPushServiceServer() {}
 
@@ -91,6 +117,24 @@ func _PushService_Send_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PushService_SendBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SendBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PushServiceServer).SendBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/smartpush.gateway.v1.PushService/SendBatch",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PushServiceServer).SendBatch(ctx, req.(*SendBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _PushService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "smartpush.gateway.v1.PushService",
 	HandlerType: (*PushServiceServer)(nil),
@@ -98,6 +142,10 @@ var _PushService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Send",
 			Handler:    _PushService_Send_Handler,
+		},
+		{
+			MethodName: "SendBatch",
+			Handler:    _PushService_SendBatch_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
