@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import grpc
+import pytest
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from smartpush.gateway.v1 import delivery_pb2, push_service_pb2
@@ -108,9 +109,6 @@ async def test_a_malformed_batch_fails_as_a_whole(make_gateway: GatewayFactory) 
     async with grpc.aio.insecure_channel(gw.address) as channel:
         stub = async_stub(channel)
         for requests in ([], [send_request()] * 1001):
-            try:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await stub.SendBatch(push_service_pb2.SendBatchRequest(requests=requests), timeout=5)
-            except grpc.aio.AioRpcError as err:
-                assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-            else:
-                raise AssertionError("accepted")
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
