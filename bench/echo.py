@@ -20,6 +20,10 @@ class Echo(push_service_pb2_grpc.PushServiceServicer):
     async def Send(self, request: Any, context: Any) -> Any:
         return RESPONSE
 
+    async def SendBatch(self, request: Any, context: Any) -> Any:
+        item = push_service_pb2.SendBatchResult(response=RESPONSE)
+        return push_service_pb2.SendBatchResponse(results=[item] * len(request.requests))
+
 
 async def main(listen: str) -> None:
     server = grpc.aio.server()
