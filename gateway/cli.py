@@ -231,6 +231,78 @@ def cmd_send(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- send-bulk ----------------------------------------------------------------------------------
+def _bulk_progress(total: int) -> Any:
+    """A rich progress bar on a terminal (stderr), nothing otherwise."""
+    if not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"), TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )  # fmt: skip
+    progress.start()
+    progress.add_task("rows", total=total)
+    return progress
+
+
+def cmd_send_bulk(args: argparse.Namespace) -> int:
+    import grpc
+    from smartpush.gateway.v1 import push_service_pb2, push_service_pb2_grpc
+
+    from gateway import bulk
+
+    path = Path(args.file)
+    try:
+        rows = list(bulk.read_rows(path, args.project or ""))
+        shared = build_send_request(argparse.Namespace(**{**vars(args), "sub": "-", "project": args.project or "-"}))
+    except (OSError, ValueError) as exc:
+        print(json.dumps({"code": "INVALID_ARGUMENT", "message": str(exc)}), file=sys.stderr)
+        return 2
+    key = bulk.file_key(path)
+    results_path = Path(args.results or f"{path}.results.jsonl")
+    token = Path(args.token_file).read_text().strip() if args.token_file else None
+    metadata: tuple[tuple[str, str | bytes], ...] = (("authorization", f"Bearer {token}"),) if token else ()
+    summary = bulk.Summary()
+    progress = _bulk_progress(len(rows))
+    done = 0
+    try:
+        with grpc.insecure_channel(args.target) as channel, results_path.open("w") as out:
+            stub = push_service_pb2_grpc.PushServiceStub(channel)
+            for start in range(0, len(rows), args.batch_size):
+                chunk = rows[start : start + args.batch_size]
+                batch = push_service_pb2.SendBatchRequest(requests=[bulk.request_for(r, shared, key) for r in chunk])
+                reply = stub.SendBatch(batch, timeout=args.timeout, metadata=metadata)
+                for row, result in zip(chunk, reply.results, strict=True):
+                    out.write(json.dumps(bulk.outcome(row, result, summary)) + "\n")
+                out.flush()
+                done += len(chunk)
+                if progress is not None:
+                    progress.update(progress.task_ids[0], completed=done)
+    except KeyboardInterrupt:
+        if progress is not None:
+            progress.stop()
+        print(
+            f"interrupted after {done} of {len(rows)} rows; run the same file again to finish (nothing is sent twice)"
+        )
+        return 130
+    except grpc.RpcError as err:
+        if progress is not None:
+            progress.stop()
+        from smartpush_gateway_client.errors import decode
+
+        print(json.dumps(decode(err).as_dict(), ensure_ascii=False), file=sys.stderr)
+        print(f"stopped after {done} of {len(rows)} rows; run the same file again to finish (nothing is sent twice)")
+        return 1
+    if progress is not None:
+        progress.stop()
+    totals = {"rows": len(rows), "sent": summary.sent, "replayed": summary.replayed, "failed": summary.failed}
+    print(json.dumps({**totals, "results": str(results_path)}, ensure_ascii=False))
+    return 1 if summary.failures else 0
+
+
 # --- permissions / templates (local, from configuration) ---------------------------------------
 def _read(path: str) -> str:
     return sys.stdin.read() if path == "-" else Path(path).read_text()
@@ -352,6 +424,23 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--error-rate", action="append", default=[], help="HTTPSTATUS=PROBABILITY, e.g. 503=0.1")
     e.add_argument("--retry-after", type=int, help="Retry-After seconds on injected errors")
     e.set_defaults(func=cmd_emulator)
+
+    b = sub.add_parser("send-bulk", help="one push per row of a CSV or JSON Lines file, resumable")
+    b.add_argument("file", help="CSV (sub, project_id, header.<name>, body.<name>) or .jsonl")
+    b.add_argument("--target", default="127.0.0.1:50051")
+    b.add_argument("--project", help="project id for rows without project_id")
+    b.add_argument("--template", required=True)
+    b.add_argument("--surface", action="append", required=True, help="COMPANION, SBERBOX, ... (repeatable)")
+    b.add_argument("--mode", choices=["broadcast", "sequential"], default="broadcast")
+    for flag in ("--button-text", "--deeplink-android", "--deeplink-ios", "--deeplink", "--product-filter"):
+        b.add_argument(flag)
+    b.add_argument("--profile")
+    b.add_argument("--callback-url")
+    b.add_argument("--batch-size", type=int, default=100, help="rows per SendBatch call (at most 1000)")
+    b.add_argument("--timeout", type=float, default=60.0, help="seconds per SendBatch call")
+    b.add_argument("--results", help="the results file (default: FILE.results.jsonl)")
+    b.add_argument("--token-file", help="a JWT to send as `authorization: Bearer` (auth.mode jwt)")
+    b.set_defaults(func=cmd_send_bulk, header=[], body=[], idempotency_key=None, validate_only=False)
 
     c = sub.add_parser("send", help="send one push through a running gateway")
     c.add_argument("--target", default="127.0.0.1:50051")
