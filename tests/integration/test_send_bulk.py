@@ -10,6 +10,7 @@ import pty
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -46,13 +47,11 @@ async def test_send_bulk_is_resumable_and_sends_every_row_once(tmp_path: Path) -
         await admin.faults(latency_ms=40, endpoint="send")  # slow enough to stop it half way
 
         # First run on a pseudo-terminal (the progress bar), interrupted half way.
-        master, slave = pty.openpty()
-        first = subprocess.Popen(_bulk(gateway_listen, rows), stdin=slave, stdout=slave, stderr=slave, env=env)
-        os.close(slave)
+        first, master = _start_on_a_pty(_bulk(gateway_listen, rows), env)
         screen = b""
         try:
             async with asyncio.timeout(60):
-                while not results.exists() or len(results.read_text().splitlines()) < ROWS // 2:
+                while _lines(results) < ROWS // 2:
                     screen += await asyncio.to_thread(_read_some, master)
             first.send_signal(signal.SIGINT)
             code = await asyncio.to_thread(first.wait, 30)
@@ -66,7 +65,7 @@ async def test_send_bulk_is_resumable_and_sends_every_row_once(tmp_path: Path) -
         assert "sending" in text
         assert f"/{ROWS}" in text  # the bar counts rows: n/1000
         assert "run the same file again" in text
-        done_first = len(results.read_text().splitlines())
+        done_first = _lines(results)
         assert ROWS // 2 <= done_first < ROWS
 
         # Run again: the rest is sent, what was sent is replayed.
@@ -84,7 +83,7 @@ async def test_send_bulk_is_resumable_and_sends_every_row_once(tmp_path: Path) -
         stats = await admin.stats()
         await admin.close()
 
-    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    lines = _results(results)
     assert [line["row"] for line in lines] == list(range(1, ROWS + 1))
     assert {line["status"] for line in lines} == {"OK"}
     assert all("sub" not in line and len(line["sub_hash"]) == 16 for line in lines)
@@ -96,6 +95,21 @@ async def test_send_bulk_is_resumable_and_sends_every_row_once(tmp_path: Path) -
             delivered[s["rq_uid"]] = delivered.get(s["rq_uid"], 0) + 1
     assert delivered == dict.fromkeys(rq_uids, 1)  # every row, exactly once
     assert stats["send:200"] == ROWS
+
+
+def _start_on_a_pty(argv: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    master, slave = pty.openpty()
+    started = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    return started, master
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def _results(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def _read_some(fd: int) -> bytes:
@@ -127,10 +141,12 @@ async def test_send_bulk_reads_json_lines_and_reports_bad_rows(tmp_path: Path, m
     assert done.returncode == 1  # a row failed
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["failed"] == {"ERROR_REASON_INVALID_REQUEST": 2}
-    lines = [json.loads(x) for x in Path(f"{rows}.results.jsonl").read_text().splitlines()]
+    lines = _results(Path(f"{rows}.results.jsonl"))
     assert [(x["row"], x["status"]) for x in lines] == [(1, "INVALID_ARGUMENT"), (2, "INVALID_ARGUMENT")]
     bad = tmp_path / "bad.csv"
     bad.write_text("sub\n\n,\n")
-    refused = subprocess.run(_bulk(gw.address, bad), env=clean_env(), capture_output=True, text=True, timeout=60)
+    refused = await asyncio.to_thread(
+        subprocess.run, _bulk(gw.address, bad), env=clean_env(), capture_output=True, text=True, timeout=60
+    )
     assert refused.returncode == 2
     assert "row 1: no `sub`" in refused.stderr
