@@ -1,6 +1,7 @@
 """A load generator process: `concurrency` callers in a closed loop for `duration` seconds.
 
-Modes: `grpc` (PushService.Send over several channels) or `http` (SmartPush's extended
+Modes: `grpc` (PushService.Send over several channels), `batch` (PushService.SendBatch of
+`--batch` requests; a latency per batch, `recipients` counted) or `http` (SmartPush's extended
 endpoint directly, to measure what the gateway adds). Prints one JSON line of results.
 """
 
@@ -32,7 +33,7 @@ REQUEST = push_service_pb2.SendRequest(
 )
 
 
-async def _grpc(target: str, concurrency: int, duration: float, channels: int) -> dict[str, Any]:
+async def _grpc(target: str, concurrency: int, duration: float, channels: int, batch: int = 0) -> dict[str, Any]:
     chans = [
         grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(channels)
     ]
@@ -42,22 +43,27 @@ async def _grpc(target: str, concurrency: int, duration: float, channels: int) -
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + duration
+    many = push_service_pb2.SendBatchRequest(requests=[REQUEST] * batch)
 
     async def caller(i: int) -> None:
         nonlocal errors
         stub = stubs[i % len(stubs)]
         while (start := time.perf_counter()) < deadline:
             try:
-                await stub.Send(REQUEST, timeout=10)
+                if batch:
+                    reply = await stub.SendBatch(many, timeout=30)
+                    errors += sum(1 for r in reply.results if r.status.code != 0)
+                else:
+                    await stub.Send(REQUEST, timeout=10)
             except grpc.aio.AioRpcError:
-                errors += 1
+                errors += batch or 1
                 continue
             latencies.append(time.perf_counter() - start)
 
     await asyncio.gather(*(caller(i) for i in range(concurrency)))
     for c in chans:
         await c.close(None)
-    return {"latencies": latencies, "errors": errors}
+    return {"latencies": latencies, "errors": errors, "recipients": len(latencies) * (batch or 1)}
 
 
 async def _http(base: str, concurrency: int, duration: float) -> dict[str, Any]:
@@ -93,8 +99,9 @@ async def _http(base: str, concurrency: int, duration: float) -> dict[str, Any]:
 
 
 async def main(args: argparse.Namespace) -> None:
-    if args.mode == "grpc":
-        result = await _grpc(args.target, args.concurrency, args.duration, args.channels)
+    if args.mode in ("grpc", "batch"):
+        batch = args.batch if args.mode == "batch" else 0
+        result = await _grpc(args.target, args.concurrency, args.duration, args.channels, batch)
     else:
         result = await _http(args.target, args.concurrency, args.duration)
     print(json.dumps(result))
@@ -102,7 +109,8 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=["grpc", "http"], default="grpc")
+    parser.add_argument("--mode", choices=["grpc", "batch", "http"], default="grpc")
+    parser.add_argument("--batch", type=int, default=100, help="requests per SendBatch (mode batch)")
     parser.add_argument("--target", required=True)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--duration", type=float, default=5.0)

@@ -96,7 +96,7 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def drive(mode: str, target: str, concurrency: int, duration: float) -> tuple[list[float], int]:
+def drive(mode: str, target: str, concurrency: int, duration: float) -> tuple[list[float], int, int]:
     procs = 1 if concurrency <= 16 else 2
     per = [concurrency // procs + (1 if i < concurrency % procs else 0) for i in range(procs)]
     loaders = [
@@ -122,24 +122,27 @@ def drive(mode: str, target: str, concurrency: int, duration: float) -> tuple[li
         for c in per
     ]
     latencies: list[float] = []
-    errors = 0
+    errors = recipients = 0
     for loader in loaders:
         out, _ = loader.communicate(timeout=duration + 60)
         result = json.loads(out.decode().strip().splitlines()[-1])
         latencies += result["latencies"]
         errors += result["errors"]
-    return latencies, errors
+        recipients += result.get("recipients", len(result["latencies"]))
+    return latencies, errors, recipients
 
 
 def measure(scenario: str, proc: Proc | None, mode: str, target: str, c: int, duration: float) -> Row:
     cpu0 = proc.cpu_s() if proc else 0.0
-    latencies, errors = drive(mode, target, c, duration)
+    latencies, errors, recipients = drive(mode, target, c, duration)
     cpu1 = proc.cpu_s() if proc else 0.0
     n = len(latencies)
     qs = statistics.quantiles(latencies, n=100) if n >= 2 else [latencies[0] if latencies else 0.0] * 99
-    row = Row(scenario, proc.name if proc else "emulator-direct", c, n / duration, qs[49] * 1000, qs[98] * 1000, errors)
-    if proc and n:
-        row.cpu_us_per_call = (cpu1 - cpu0) / n * 1e6
+    # rps counts recipients (one per Send, `batch` per SendBatch); p50/p99 are per call.
+    rate = recipients / duration
+    row = Row(scenario, proc.name if proc else "emulator-direct", c, rate, qs[49] * 1000, qs[98] * 1000, errors)
+    if proc and recipients:
+        row.cpu_us_per_call = (cpu1 - cpu0) / recipients * 1e6
         row.rss_mb = proc.rss_mb()
     return row
 
@@ -220,6 +223,8 @@ def main() -> int:
             rows.append(measure("c=1", p, "grpc", p.address, 1, duration))
         for p in (off, on, on2, echo):
             rows.append(measure("c=64", p, "grpc", p.address, 8 if args.smoke else 64, duration))
+        # SendBatch of 100 beside Send, in recipients per second of the same gateway process.
+        rows.append(measure("batch x100", off, "batch", off.address, 2 if args.smoke else 8, duration))
         slow_c, rtt = (16, 0.05) if args.smoke else (256, 0.05)
         httpx.put(f"{emulator_url}/_emulator/faults", json={"latency_ms": rtt * 1000}).raise_for_status()
         for p in (off, on, on2):
@@ -278,6 +283,9 @@ def summarise(rows: list[Row], stats: dict[str, int], soak: list[tuple[float, fl
             out[f"{name} c=256 throughput / (c/RTT)"] = round(slow.rps / slow.extra["ideal_rps"], 3)
             out[f"{name} c=256 p99 / RTT"] = round(slow.p99_ms / 50.0, 3)
     off, on = _find(rows, "c=64", "gateway"), _find(rows, "c=64", "gateway+otel")
+    batch = _find(rows, "batch x100", "gateway")
+    if off and batch and off.rps:
+        out["SendBatch x100 / Send recipients per second (gateway)"] = round(batch.rps / off.rps, 3)
     if off and on and off.rps:
         out["telemetry cost at c=64 (share of throughput)"] = round(1 - on.rps / off.rps, 3)
     if soak:

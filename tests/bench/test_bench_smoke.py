@@ -26,6 +26,7 @@ def test_the_harness_runs_every_scenario_and_writes_its_results(tmp_path: Path) 
         ("c=1", "emulator-direct"),
         *{(s, t) for s in ("c=1", "c=64") for t in ("gateway", "gateway+otel", "echo")},
         ("c=64", "gateway+otel x2"),
+        ("batch x100", "gateway"),
         *{("c=256 @50ms", t) for t in ("gateway", "gateway+otel", "gateway+otel x2")},
     }
     for row in doc["rows"]:
@@ -34,5 +35,6 @@ def test_the_harness_runs_every_scenario_and_writes_its_results(tmp_path: Path) 
     # One token per gateway process (4) and the direct loader's: the harness counts them.
     assert doc["summary"]["token requests (want 5: one per gateway process, 4, and the direct loader's)"] == 5
     assert "gateway+otel / echo throughput at c=64" in doc["summary"]
+    assert "SendBatch x100 / Send recipients per second (gateway)" in doc["summary"]
     assert (tmp_path / "smoke.png").stat().st_size > 0
     assert "gateway+otel / echo throughput at c=64" in proc.stdout
