@@ -163,8 +163,21 @@ class RedisStore:
         value = await self._call(self._redis.get(self._key(namespace, key)))
         return None if value is None else bytes(value)
 
-    async def put(self, namespace: str, key: str, value: bytes) -> None:
-        await self._call(self._redis.set(self._key(namespace, key), value))
+    async def put(self, namespace: str, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        px = None if ttl_s is None else max(1, int(ttl_s * 1000))
+        await self._call(self._redis.set(self._key(namespace, key), value, px=px))
+
+    async def append(self, namespace: str, key: str, value: bytes, ttl_s: float, keep: int) -> None:
+        name = self._key(namespace, key)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.rpush(name, value)
+        pipe.ltrim(name, -keep, -1)
+        pipe.pexpire(name, max(1, int(ttl_s * 1000)))
+        await self._call(pipe.execute())
+
+    async def items(self, namespace: str, key: str) -> list[bytes]:
+        values = await self._call(self._redis.lrange(self._key(namespace, key), 0, -1))
+        return [bytes(v) for v in values]
 
     async def ping(self) -> None:
         await self._call(self._redis.ping())

@@ -28,6 +28,11 @@ _SCHEMA = (
     "PRIMARY KEY (namespace, key))",
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS quota (key TEXT PRIMARY KEY, value REAL NOT NULL, expires_at REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS expiring (namespace TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, "
+    "expires_at REAL NOT NULL, PRIMARY KEY (namespace, key))",
+    "CREATE TABLE IF NOT EXISTS lists (seq INTEGER PRIMARY KEY AUTOINCREMENT, namespace TEXT NOT NULL, "
+    "key TEXT NOT NULL, value BLOB NOT NULL, expires_at REAL NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS lists_key ON lists (namespace, key, seq)",
 )
 
 
@@ -143,14 +148,64 @@ class SqliteStore:
         return await self._run(self._transaction(take))
 
     async def get(self, namespace: str, key: str) -> bytes | None:
+        now = self._clock.time()
+
         def get() -> bytes | None:
             row = self._db.execute("SELECT value FROM kv WHERE namespace = ? AND key = ?", (namespace, key)).fetchone()
+            if row is None:
+                row = self._db.execute(
+                    "SELECT value FROM expiring WHERE namespace = ? AND key = ? AND expires_at > ?",
+                    (namespace, key, now),
+                ).fetchone()
             return None if row is None else bytes(row[0])
 
         return await self._run(get)
 
-    async def put(self, namespace: str, key: str, value: bytes) -> None:
-        await self._run(lambda: self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (namespace, key, value)))
+    async def put(self, namespace: str, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        if ttl_s is None:
+            await self._run(
+                lambda: self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (namespace, key, value))
+            )
+            return
+        expires = self._clock.time() + ttl_s
+        self._claims += 1
+        purge = self._claims % _PURGE_EVERY == 0
+
+        def put(db: sqlite3.Connection) -> None:
+            db.execute("INSERT OR REPLACE INTO expiring VALUES (?, ?, ?, ?)", (namespace, key, value, expires))
+            if purge:
+                db.execute("DELETE FROM expiring WHERE expires_at <= ?", (expires - ttl_s,))
+                db.execute("DELETE FROM lists WHERE expires_at <= ?", (expires - ttl_s,))
+
+        await self._run(self._transaction(put))
+
+    async def append(self, namespace: str, key: str, value: bytes, ttl_s: float, keep: int) -> None:
+        expires = self._clock.time() + ttl_s
+
+        def append(db: sqlite3.Connection) -> None:
+            db.execute("INSERT INTO lists (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)",
+                       (namespace, key, value, expires))  # fmt: skip
+            # The whole list lives as long as its newest item; only the last `keep` are kept.
+            db.execute("UPDATE lists SET expires_at = ? WHERE namespace = ? AND key = ?", (expires, namespace, key))
+            db.execute(
+                "DELETE FROM lists WHERE namespace = ? AND key = ? AND seq NOT IN "
+                "(SELECT seq FROM lists WHERE namespace = ? AND key = ? ORDER BY seq DESC LIMIT ?)",
+                (namespace, key, namespace, key, keep),
+            )
+
+        await self._run(self._transaction(append))
+
+    async def items(self, namespace: str, key: str) -> list[bytes]:
+        now = self._clock.time()
+
+        def items() -> list[bytes]:
+            rows = self._db.execute(
+                "SELECT value FROM lists WHERE namespace = ? AND key = ? AND expires_at > ? ORDER BY seq",
+                (namespace, key, now),
+            ).fetchall()
+            return [bytes(r[0]) for r in rows]
+
+        return await self._run(items)
 
     async def ping(self) -> None:
         await self._run(lambda: self._db.execute("SELECT 1").fetchone())

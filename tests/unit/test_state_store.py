@@ -166,3 +166,20 @@ async def test_redis_over_tls_with_a_password_file(tmp_path: Path) -> None:
             await store.close()
     finally:
         await server.stop()
+
+
+async def test_expiring_values_and_bounded_lists(stores: tuple[StateStore, StateStore]) -> None:
+    a, b = stores
+    await a.put("tokens", "t", b"rq", ttl_s=0.2)
+    assert await b.get("tokens", "t") == b"rq"
+    await asyncio.sleep(0.4)
+    assert await b.get("tokens", "t") is None
+    for i in range(8):  # from two "processes" in turn
+        await (a if i % 2 else b).append("events", "rq", str(i).encode(), 30, keep=5)
+    assert await a.items("events", "rq") == [b"3", b"4", b"5", b"6", b"7"]  # the last five, oldest first
+    await asyncio.gather(*(a.append("events", "many", b"x", 30, keep=100) for _ in range(40)))
+    assert len(await b.items("events", "many")) == 40  # concurrent appends all land
+    assert await b.items("events", "other") == []
+    await a.append("events", "short", b"x", 0.2, keep=5)
+    await asyncio.sleep(0.4)
+    assert await b.items("events", "short") == []
