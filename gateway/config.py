@@ -288,6 +288,26 @@ class LoadSettings(_Strict):
     retry_after_s: float = Field(default=1.0, gt=0)
 
 
+class CallbackSettings(_Strict):
+    """The delivery-status receiver: SmartPush posts statuses to each send's `callbackUrl`
+    (reference §6), which the gateway then points at itself with an unguessable per-send token."""
+
+    enabled: bool = False
+    # Where the receiver listens (its own port, plain HTTP: put TLS at your ingress).
+    listen: str = "0.0.0.0:8091"
+    # The URL SmartPush can reach the receiver at, e.g. https://push-gw.example.com/callbacks.
+    public_url: str | None = None
+    # How long statuses (and the tokens that accept them) are kept.
+    ttl_s: float = Field(default=3 * 86400.0, gt=0)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    @model_validator(mode="after")
+    def _reachable(self) -> CallbackSettings:
+        if self.enabled and not (self.public_url or "").startswith(("http://", "https://")):
+            raise ValueError("callbacks.enabled needs public_url: the http(s) URL SmartPush can reach the receiver at")
+        return self
+
+
 # Settings that moved: a config that still has them stops start-up with where they went.
 _MOVED = {
     "consent_db": "consent now lives in the state store: set state.sqlite_path (or state.backend: redis)",
@@ -337,6 +357,7 @@ class Settings(BaseSettings):
     callers: dict[str, CallerSettings] = Field(default_factory=dict)
     quotas: QuotaSettings = Field(default_factory=QuotaSettings)
     load: LoadSettings = Field(default_factory=LoadSettings)
+    callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -86,6 +86,7 @@ REASONS: dict[Reason, ReasonSpec] = {
     e.ERROR_REASON_GATEWAY_QUOTA_EXCEEDED: ReasonSpec(C.RESOURCE_EXHAUSTED),
     # Nothing was sent and another replica may have room: the pushback carries the retry delay.
     e.ERROR_REASON_OVERLOADED: ReasonSpec(C.UNAVAILABLE, client_may_retry=True),
+    e.ERROR_REASON_DELIVERY_STATUS_UNKNOWN: ReasonSpec(C.NOT_FOUND),
 }
 
 # Answers stay well under a default client's 8 KiB of metadata (grpc-message is percent-encoded,

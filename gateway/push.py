@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 from opentelemetry import trace
@@ -13,6 +14,7 @@ from gateway.auth.callers import ANYONE, Caller
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.consent import ConsentStore, require_consent
+from gateway.delivery_status import DeliveryStatuses
 from gateway.errors import GatewayError, invalid_argument
 from gateway.idempotency import Idempotency, fingerprint, rq_uid_for, scoped_key
 from gateway.quotas import Quotas
@@ -46,8 +48,10 @@ class PushSender:
         consent: ConsentStore,
         quotas: Quotas,
         slots: UpstreamSlots,
+        statuses: DeliveryStatuses,
         telemetry: Telemetry | None = None,
     ) -> None:
+        self._statuses = statuses
         self._quotas = quotas
         self._slots = slots
         self._templates = templates
@@ -101,7 +105,11 @@ class PushSender:
             self._client.ensure_time(call)
             with self._slots.take():
                 await self._quotas.charge(caller, call.route.name, req.project_id, req.sub)
-                return await self._deliver(req, call, body, span)
+                sending = call
+                if self._statuses.enabled:  # SmartPush calls the gateway back, not the caller
+                    url = await self._statuses.register(rq_uid, caller.name)
+                    sending = dataclasses.replace(call, callback_url=url)
+                return await self._deliver(req, sending, body, span)
 
         if not keyed:
             return await deliver()

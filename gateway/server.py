@@ -14,11 +14,13 @@ from typing import Any
 
 import grpc
 import httpx
+from aiohttp import web
 from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # stubs lack aio
 from grpc_reflection.v1alpha import _async as reflection_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 from smartpush.gateway.v1 import (
+    delivery_service_pb2,
     errors_pb2,
     permission_service_pb2,
     push_service_pb2,
@@ -26,6 +28,7 @@ from smartpush.gateway.v1 import (
     template_service_pb2,
 )
 
+from gateway.api.delivery_service import DeliveryServicer
 from gateway.api.edge import Drain, Edge
 from gateway.api.permission_service import PermissionServicer
 from gateway.api.push_service import PushServicer
@@ -35,9 +38,11 @@ from gateway.auth.callers import Callers
 from gateway.auth.gate import Gate
 from gateway.auth.identity import Authenticator, JwtAuth, MtlsAuth, NoAuth
 from gateway.auth.jwks import KeySource
+from gateway.callback_receiver import start_receiver
 from gateway.clock import Clock, SystemClock
 from gateway.config import ConfigError, Settings
 from gateway.consent import ConsentStore, StoredConsent
+from gateway.delivery_status import DeliveryStatuses
 from gateway.errors import GatewayError
 from gateway.idempotency import Idempotency
 from gateway.push import PushSender
@@ -60,7 +65,8 @@ _PUSH = push_service_pb2.DESCRIPTOR.services_by_name["PushService"]
 _PERMISSION = permission_service_pb2.DESCRIPTOR.services_by_name["PermissionService"]
 _TEMPLATE = template_service_pb2.DESCRIPTOR.services_by_name["TemplateService"]
 _SMARTAPP = smartapp_service_pb2.DESCRIPTOR.services_by_name["SmartAppService"]
-API_SERVICES = tuple(s.full_name for s in (_PUSH, _PERMISSION, _TEMPLATE, _SMARTAPP))
+_DELIVERY = delivery_service_pb2.DESCRIPTOR.services_by_name["DeliveryService"]
+API_SERVICES = tuple(s.full_name for s in (_PUSH, _PERMISSION, _TEMPLATE, _SMARTAPP, _DELIVERY))
 SERVICE_NAMES = (*API_SERVICES, _HEALTH.full_name, reflection.SERVICE_NAME)
 _STOP_SLACK_S = 0.5
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -130,6 +136,7 @@ class Gateway:
     store: StateStore
     idempotency: Idempotency
     jwks_http: httpx.AsyncClient | None
+    receiver: web.AppRunner | None
     consent: ConsentStore
     templates: TemplateRegistry
     telemetry: Telemetry
@@ -163,6 +170,8 @@ class Gateway:
         if not await self.idempotency.wait_idle(max(0.0, deadline - time.monotonic())):
             log.warning("grace ran out with keyed sends still running")
         await self.server.stop(_STOP_SLACK_S)
+        if self.receiver is not None:
+            await self.receiver.cleanup()
         await self.http.aclose()
         if self.jwks_http is not None:
             await self.jwks_http.aclose()
@@ -251,6 +260,7 @@ async def start_gateway(
     store = store or open_store(settings.state, clock)
     consent = consent or StoredConsent(store)
     idempotency = Idempotency(store, clock, settings.idempotency_ttl_s, lease_s(settings))
+    statuses = DeliveryStatuses(settings.callbacks, store, clock, telemetry)
     templates = TemplateRegistry.from_settings(settings.templates, strict=settings.strict_templates)
     routes = TokenProviders(settings, http, clock, telemetry)
     client = SmartPushClient(transport, settings.smartpush, clock, telemetry=telemetry)
@@ -265,6 +275,7 @@ async def start_gateway(
         consent,
         Quotas(settings.quotas, store),
         UpstreamSlots(settings.load.max_upstream_in_flight, settings.load.retry_after_s),
+        statuses,
         telemetry,
     )
     authenticator, jwks_http = _authenticator(settings, clock)
@@ -275,6 +286,7 @@ async def start_gateway(
     edge.register(server, _PERMISSION, PermissionServicer(consent, clock))
     edge.register(server, _TEMPLATE, TemplateServicer(templates))
     edge.register(server, _SMARTAPP, SmartAppServicer())
+    edge.register(server, _DELIVERY, DeliveryServicer(statuses, clock, drain))
     health = health_aio.HealthServicer()
     health_names = frozenset(("", LIVENESS, STATE_STORE, *API_SERVICES))
     edge.register(server, _HEALTH, HealthEdge(health, health_names), api=False)
@@ -283,6 +295,15 @@ async def start_gateway(
         port = server.add_secure_port(settings.listen, creds) if creds else server.add_insecure_port(settings.listen)
     except RuntimeError:
         raise ConfigError("listen", f"cannot listen on {settings.listen!r} (in use, or not an address here)") from None
+    receiver = None
+    if settings.callbacks.enabled:
+        try:
+            receiver, receiver_port = await start_receiver(statuses, settings.callbacks, telemetry)
+        except OSError as exc:
+            raise ConfigError(
+                "callbacks.listen", f"cannot listen on {settings.callbacks.listen!r} ({exc.strerror})"
+            ) from None
+        log.info("delivery-status receiver listening", extra={"port": receiver_port})
     await server.start()
     readiness = Readiness(
         health,
@@ -305,6 +326,7 @@ async def start_gateway(
         store,
         idempotency,
         jwks_http,
+        receiver,
         consent,
         templates,
         telemetry,

@@ -190,18 +190,46 @@ class Edge:
 
         return handler
 
-    def unary_stream(self, behavior: Callable[[Any, Context], Any]) -> Callable[[Any, Context], Awaitable[None]]:
-        """A server-streaming method, whether it yields (a generator) or writes (grpc_health's Watch)."""
+    def unary_stream(
+        self, service: str, method: str, behavior: Callable[[Any, Context], Any], *, api: bool
+    ) -> Callable[[Any, Context], Awaitable[None]]:
+        """A server-streaming method, whether it yields (a generator) or writes (grpc_health's Watch).
+        API streams are admitted like unary calls (caller, grants, caps) and map errors the same way."""
+        gate = self.gate if api else None
+        drain = self.drain
+        rpc = f"{service.rsplit('.', 1)[-1]}/{method}"
+        full_method = f"{service}/{method}"
 
         async def handler(request: Any, context: Context) -> None:
             if isinstance(request, Undecodable):
                 await abort(context, request.error())
-            result = behavior(request, context)
-            if inspect.isawaitable(result):
-                await result
-                return
-            async for response in result:
-                await context.write(response)
+            if api and drain.closing:
+                await abort(context, shutting_down())
+            call = CallInfo(rpc)
+            _CALL.set(call)
+            start = time.perf_counter()
+            code, reason = grpc.StatusCode.OK, None
+            if api:
+                drain.enter()
+            try:
+                if gate is not None:
+                    call.caller = await gate.admit(full_method, context, drain.in_flight)
+                result = behavior(request, context)
+                if inspect.isawaitable(result):
+                    await result
+                    return
+                async for response in result:
+                    await context.write(response)
+            except GatewayError as err:
+                code, reason = err.code, err.reason_name
+                await abort(context, err)
+            except (grpc.aio.AbortError, asyncio.CancelledError):
+                code = context.code() or grpc.StatusCode.CANCELLED
+                raise
+            finally:
+                if api:
+                    drain.leave()
+                    _log_call(call, code, reason, start)
 
         return handler
 
@@ -240,7 +268,9 @@ class Edge:
             )
         if not m.client_streaming:
             return grpc.unary_stream_rpc_method_handler(
-                self.unary_stream(behavior), request_deserializer=decode, response_serializer=encode
+                self.unary_stream(service.full_name, m.name, behavior, api=api),
+                request_deserializer=decode,
+                response_serializer=encode,
             )
         if m.server_streaming:
             return grpc.stream_stream_rpc_method_handler(

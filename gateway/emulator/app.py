@@ -28,6 +28,7 @@ import orjson
 from aiohttp import web
 
 from gateway.config import EXTENDED_PATH, LITE_PATH, TOKEN_PATH
+from gateway.emulator.callbacks import Caller
 from gateway.emulator.checks import Verdict, check_extended, lite_as_extended
 from gateway.emulator.state import EmulatorConfig, EmulatorState, FaultDecision, Faults, QueuedFault
 from gateway.smartpush import status_codes
@@ -61,6 +62,7 @@ def _auth_scheme(header: str) -> str:
 class Emulator:
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
+        self.callbacks = Caller()
 
     def _record(self, endpoint: str, request: web.Request, body: Any, status: int) -> None:
         self.state.stats[endpoint] += 1
@@ -151,6 +153,11 @@ class Emulator:
             return injected
         status, answer = self._send_answer(request, body, endpoint, decision)
         self._record(endpoint, request, body, status)
+        callback_url = request.headers.get("callbackUrl")
+        if status == 200 and callback_url:
+            result = answer.get("payload", {}).get("result")
+            delivered = result if isinstance(result, list) else [result] if isinstance(result, dict) else []
+            self.callbacks.schedule(callback_url, delivered, self.state.config.callbacks)
         return _json(answer, status)
 
     def _send_answer(
@@ -305,6 +312,11 @@ def _basic(header: str) -> tuple[str | None, str]:
 def make_app(state: EmulatorState) -> web.Application:
     emu = Emulator(state)
     app = web.Application()
+
+    async def stop_callbacks(_: web.Application) -> None:
+        await emu.callbacks.stop()
+
+    app.on_cleanup.append(stop_callbacks)
     app.add_routes(
         [
             web.post(TOKEN_PATH, emu.token),

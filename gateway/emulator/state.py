@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from gateway.emulator.callbacks import CallbackConfig
+
 DEMO_CLIENT_ID = "demo-client"
 DEMO_SECRET = "demo-secret"  # noqa: S105 - the emulator's built-in demo credential, not a real secret
 # The template id of the seed's `$smartPush.send` example.
@@ -32,6 +34,8 @@ class TemplateConfig(BaseModel):
 
 
 class EmulatorConfig(BaseModel):
+    # Delivery-status callbacks to a send's `callbackUrl` (reference §6; inferred shape).
+    callbacks: CallbackConfig = Field(default_factory=CallbackConfig)
     clients: dict[str, ClientConfig] = Field(default_factory=lambda: {DEMO_CLIENT_ID: ClientConfig(secret=DEMO_SECRET)})
     token_ttl_s: float = 1800.0
     # `expires_at` in epoch milliseconds (the gateway's documented unit) or seconds.

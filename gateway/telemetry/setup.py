@@ -71,6 +71,14 @@ class Telemetry:
             "smartpush.batch.size", unit="{request}", description="Requests per SendBatch call",
             explicit_bucket_boundaries_advisory=(1, 5, 10, 25, 50, 100, 250, 500, 1000),
         )  # fmt: skip
+        self.callbacks = m.create_counter(
+            "smartpush.callbacks", unit="{callback}", description="Delivery-status callbacks received, by outcome"
+        )
+        self.delivery_delay = m.create_histogram(
+            "smartpush.delivery.status_delay", unit="s",
+            description="Time from a send to each new delivery status SmartPush reports for it",
+            explicit_bucket_boundaries_advisory=(0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 86400),
+        )  # fmt: skip
         self.refusals = m.create_counter(
             "smartpush.refusals", unit="{call}", description="Calls answered with an error, by reason and caller"
         )

@@ -138,6 +138,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """This gateway process is at its limit of calls in flight; nothing was sent.
     RetryInfo says when to retry (another replica may take it at once).
     """
+    ERROR_REASON_DELIVERY_STATUS_UNKNOWN: _ErrorReason.ValueType  # 48
+    """No send with this RqUID is known to the callback receiver for this caller
+    (not sent with callbacks on, sent by another caller, or expired).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed. Every error the gateway returns carries a
@@ -262,5 +266,9 @@ minute/hour/day, overall or per user) is spent; QuotaFailure and RetryInfo say w
 ERROR_REASON_OVERLOADED: ErrorReason.ValueType  # 47
 """This gateway process is at its limit of calls in flight; nothing was sent.
 RetryInfo says when to retry (another replica may take it at once).
+"""
+ERROR_REASON_DELIVERY_STATUS_UNKNOWN: ErrorReason.ValueType  # 48
+"""No send with this RqUID is known to the callback receiver for this caller
+(not sent with callbacks on, sent by another caller, or expired).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
