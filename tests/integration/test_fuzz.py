@@ -28,6 +28,7 @@ from grpc_health.v1 import health_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from smartpush.gateway.v1 import (
+    delivery_service_pb2,
     permission_service_pb2,
     push_service_pb2,
     smartapp_service_pb2,
@@ -44,8 +45,11 @@ SERVICES = [
     permission_service_pb2.DESCRIPTOR.services_by_name["PermissionService"],
     template_service_pb2.DESCRIPTOR.services_by_name["TemplateService"],
     smartapp_service_pb2.DESCRIPTOR.services_by_name["SmartAppService"],
+    delivery_service_pb2.DESCRIPTOR.services_by_name["DeliveryService"],
 ]
-API_METHODS = [(f"/{s.full_name}/{m.name}", m.input_type) for s in SERVICES for m in s.methods]
+API_METHODS = [
+    (f"/{s.full_name}/{m.name}", m.input_type) for s in SERVICES for m in s.methods if not m.server_streaming
+]
 JSON_PATHS = [p for p, d in API_METHODS if {"json", "message_json"} & set(d.fields_by_name)]
 UNARY_PATHS = [p for p, _ in API_METHODS] + ["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/List"]
 # What a default client accepts of metadata (grpc.max_metadata_size is 8 KiB by default).
