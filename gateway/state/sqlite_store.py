@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,6 +37,23 @@ _SCHEMA = (
 )
 
 
+def _set_up(db: sqlite3.Connection, within_s: float) -> None:
+    """WAL and the schema. Workers of one host start together on one new file: switching it to WAL
+    can answer "database is locked" at once (no busy wait for that), so a locked file is retried."""
+    give_up = time.monotonic() + within_s
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, never corrupt
+            for statement in _SCHEMA:
+                db.execute(statement)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > give_up:
+                raise
+            time.sleep(0.02)
+
+
 class SqliteStore:
     backend = "sqlite"
 
@@ -46,10 +64,7 @@ class SqliteStore:
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=busy_timeout_s)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, never corrupt
-        for statement in _SCHEMA:
-            self._db.execute(statement)
+        _set_up(self._db, busy_timeout_s)
         self._claims = 0
 
     async def _run(self, fn: Callable[[], T]) -> T:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from smartpush.gateway.v1 import errors_pb2
@@ -183,3 +184,34 @@ async def test_expiring_values_and_bounded_lists(stores: tuple[StateStore, State
     await a.append("events", "short", b"x", 0.2, keep=5)
     await asyncio.sleep(0.4)
     assert await b.items("events", "short") == []
+
+
+def _open_at_once(path: str, barrier: Any, results: Any) -> None:
+    from gateway.state.sqlite_store import SqliteStore
+
+    barrier.wait()
+    try:
+        SqliteStore(path, SystemClock())
+        results.put("ok")
+    except Exception as exc:  # what the worker would die of
+        results.put(repr(exc))
+
+
+def test_workers_opening_one_new_sqlite_file_together_all_succeed(tmp_path: Path) -> None:
+    # `serve --workers N` starts N processes on one new file: switching it to WAL can be refused
+    # with "database is locked" at once; it used to stop a worker (and so the whole supervisor).
+    import multiprocessing
+
+    outcomes = []
+    for i in range(15):
+        barrier, results = multiprocessing.Barrier(4), multiprocessing.Queue()
+        procs = [
+            multiprocessing.Process(target=_open_at_once, args=(str(tmp_path / f"s{i}.sqlite3"), barrier, results))
+            for _ in range(4)
+        ]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(30)
+        outcomes += [results.get(timeout=5) for _ in procs]
+    assert set(outcomes) == {"ok"}
