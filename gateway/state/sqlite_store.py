@@ -49,7 +49,7 @@ def _set_up(db: sqlite3.Connection, within_s: float) -> None:
                 db.execute(statement)
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > give_up:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > give_up:
                 raise
             time.sleep(0.02)
 

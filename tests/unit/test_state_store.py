@@ -204,7 +204,7 @@ def test_workers_opening_one_new_sqlite_file_together_all_succeed(tmp_path: Path
 
     outcomes = []
     for i in range(15):
-        barrier, results = multiprocessing.Barrier(4), multiprocessing.Queue()
+        barrier, results = multiprocessing.Barrier(4), multiprocessing.Queue()  # type: ignore[var-annotated]
         procs = [
             multiprocessing.Process(target=_open_at_once, args=(str(tmp_path / f"s{i}.sqlite3"), barrier, results))
             for _ in range(4)
