@@ -134,3 +134,34 @@ async def test_with_the_receiver_off_the_callers_callback_url_is_forwarded(
         await async_stub(channel).Send(send_request(callback_url="https://caller.example/statuses"), timeout=5)
     (request,) = await admin.sends()
     assert request["callback_url"] == "https://caller.example/statuses"
+
+
+async def test_the_emulator_retries_a_failing_receiver(make_gateway: GatewayFactory, admin: EmulatorAdmin) -> None:
+    from aiohttp import web
+
+    answers = [503, 503, 200, 200]
+    seen: list[int] = []
+
+    async def flaky(_: web.Request) -> web.Response:
+        status = answers[len(seen)] if len(seen) < len(answers) else 200
+        seen.append(status)
+        return web.Response(status=status)
+
+    app = web.Application()
+    app.router.add_post("/cb", flaky)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        await admin.config(callbacks={"enabled": True, "delay_ms": 10, "fault": "none", "attempts": 3})
+        gw = await make_gateway()  # the receiver off: the caller's own URL is called back
+        async with grpc.aio.insecure_channel(gw.address) as channel:
+            await async_stub(channel).Send(send_request(callback_url=f"http://127.0.0.1:{port}/cb"), timeout=5)
+        async with asyncio.timeout(10):
+            while len(seen) < 4:
+                await asyncio.sleep(0.05)
+    finally:
+        await runner.cleanup()
+    assert seen == [503, 503, 200, 200]  # `sent` after two retries, then `delivered`
