@@ -141,10 +141,13 @@ async def test_the_emulator_retries_a_failing_receiver(make_gateway: GatewayFact
 
     answers = [503, 503, 200, 200]
     seen: list[int] = []
+    all_in = asyncio.Event()
 
     async def flaky(_: web.Request) -> web.Response:
         status = answers[len(seen)] if len(seen) < len(answers) else 200
         seen.append(status)
+        if len(seen) >= len(answers):
+            all_in.set()
         return web.Response(status=status)
 
     app = web.Application()
@@ -159,9 +162,7 @@ async def test_the_emulator_retries_a_failing_receiver(make_gateway: GatewayFact
         gw = await make_gateway()  # the receiver off: the caller's own URL is called back
         async with grpc.aio.insecure_channel(gw.address) as channel:
             await async_stub(channel).Send(send_request(callback_url=f"http://127.0.0.1:{port}/cb"), timeout=5)
-        async with asyncio.timeout(10):
-            while len(seen) < 4:
-                await asyncio.sleep(0.05)
+        await asyncio.wait_for(all_in.wait(), 10)
     finally:
         await runner.cleanup()
     assert seen == [503, 503, 200, 200]  # `sent` after two retries, then `delivered`
