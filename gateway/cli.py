@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import SecretStr
 
-from gateway import logs
+from gateway import __version__, logs
 from gateway.config import ConfigError, ProfileSettings, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -203,6 +203,30 @@ def build_send_request(args: argparse.Namespace) -> push_service_pb2.SendRequest
     )
 
 
+def _channel(args: argparse.Namespace) -> Any:
+    """Plaintext, or TLS when --ca is given (with --cert/--key for a gateway that requires mTLS)."""
+    import grpc
+
+    if not args.ca:
+        if args.cert or args.key:
+            raise SystemExit("--cert and --key need --ca (TLS)")
+        return grpc.insecure_channel(args.target)
+    if bool(args.cert) != bool(args.key):
+        raise SystemExit("give both --cert and --key, or neither")
+    creds = grpc.ssl_channel_credentials(
+        Path(args.ca).read_bytes(),
+        Path(args.key).read_bytes() if args.key else None,
+        Path(args.cert).read_bytes() if args.cert else None,
+    )
+    return grpc.secure_channel(args.target, creds)
+
+
+def _tls_flags(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--ca", help="CA bundle: talk TLS to the gateway")
+    command.add_argument("--cert", help="client certificate (PEM) for a gateway with auth.mode mtls")
+    command.add_argument("--key", help="the client certificate's key (PEM)")
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     import grpc
     from google.protobuf import json_format
@@ -217,7 +241,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     # A bearer token for a gateway with auth.mode jwt (e.g. a projected service-account token).
     token = Path(args.token_file).read_text().strip() if args.token_file else None
     metadata: tuple[tuple[str, str | bytes], ...] = (("authorization", f"Bearer {token}"),) if token else ()
-    with grpc.insecure_channel(args.target) as channel:
+    with _channel(args) as channel:
         stub = push_service_pb2_grpc.PushServiceStub(channel)
         try:
             response = stub.Send(request, timeout=args.timeout, metadata=metadata)
@@ -269,7 +293,7 @@ def cmd_send_bulk(args: argparse.Namespace) -> int:
     progress = _bulk_progress(len(rows))
     done = 0
     try:
-        with grpc.insecure_channel(args.target) as channel, results_path.open("w") as out:
+        with _channel(args) as channel, results_path.open("w") as out:
             stub = push_service_pb2_grpc.PushServiceStub(channel)
             for start in range(0, len(rows), args.batch_size):
                 chunk = rows[start : start + args.batch_size]
@@ -406,6 +430,7 @@ def cmd_templates_validate(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="smartpush-gateway", description="gRPC gateway for Sber SmartPush")
+    p.add_argument("--version", action="version", version=f"smartpush-gateway {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="run the gateway")
@@ -440,6 +465,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--timeout", type=float, default=60.0, help="seconds per SendBatch call")
     b.add_argument("--results", help="the results file (default: FILE.results.jsonl)")
     b.add_argument("--token-file", help="a JWT to send as `authorization: Bearer` (auth.mode jwt)")
+    _tls_flags(b)
     b.set_defaults(func=cmd_send_bulk, header=[], body=[], idempotency_key=None, validate_only=False)
 
     c = sub.add_parser("send", help="send one push through a running gateway")
@@ -462,6 +488,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--validate-only", action="store_true")
     c.add_argument("--timeout", type=float, default=10.0)
     c.add_argument("--token-file", help="a JWT to send as `authorization: Bearer` (auth.mode jwt)")
+    _tls_flags(c)
     c.set_defaults(func=cmd_send)
 
     h = sub.add_parser("health", help="check a gateway's grpc.health.v1 status (exit 0 when SERVING)")

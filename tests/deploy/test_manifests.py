@@ -171,7 +171,18 @@ def test_probes_ports_env_and_paths_match_the_code(rendered: tuple[Path, list[di
     assert grpc_port["targetPort"] == "grpc"
     assert grpc_port["appProtocol"] == "grpc"
     policy = kind(docs, "NetworkPolicy")
-    assert [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]] == ["grpc"]
+    admitted = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+    assert admitted == {"grpc", "metrics"}
+    # Every port the Service advertises (or a scrape annotation names) is admitted, by name or number.
+    named = {p["name"]: p["containerPort"] for p in container["ports"]}
+    wanted = {p["targetPort"] for p in service["spec"]["ports"]}
+    annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
+    if "prometheus.io/port" in annotations:
+        wanted.add(int(annotations["prometheus.io/port"]))
+    for port in wanted:
+        assert port in admitted or named.get(port) in admitted or port in {named.get(a) for a in admitted}, port
+    # The base talks to SmartPush's current documented host, not the legacy one.
+    assert settings.smartpush.base_url == "https://ngw.devices.sberbank.ru:9443"
 
     # The drain fits in the grace period: preStop sleep + shutdown_grace_s + the telemetry flush (5 s).
     pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])

@@ -3,8 +3,10 @@ made in the test), configured grants, and the caller's name in logs, spans and m
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +26,12 @@ from smartpush.gateway.v1 import (
 )
 from smartpush_gateway_client.errors import decode
 
+from gateway.emulator import DEMO_TEMPLATE_ID
 from gateway.server import Gateway
 from gateway.telemetry import Telemetry
 from tests import seed_examples as seeds
 from tests.conftest import GatewayFactory
-from tests.helpers import PROJECT, SUB, EmulatorAdmin, ShiftClock, async_stub, send_request
+from tests.helpers import CLI, PROJECT, SUB, EmulatorAdmin, ShiftClock, async_stub, send_request
 from tests.jwts import AUDIENCE, ISSUER, Signer
 from tests.tls import client_cert, make_server_certs
 
@@ -227,13 +230,21 @@ async def test_mtls_names_callers_by_their_certificate(
             "caller",
             "someone.svc",
         )
+    # The CLI reaches a TLS gateway with a client certificate.
+    (tmp_path / "c.pem").write_bytes(by_cn[0])
+    (tmp_path / "c.key").write_bytes(by_cn[1])
+    cli = [CLI, "send", "--target", gw.address, "--project", PROJECT, "--sub", SUB, "--template", DEMO_TEMPLATE_ID,
+           "--surface", "COMPANION", "--ca", str(certs.ca)]  # fmt: skip
+    with_cert = [*cli, "--cert", str(tmp_path / "c.pem"), "--key", str(tmp_path / "c.key")]
+    sent = await asyncio.to_thread(subprocess.run, with_cert, capture_output=True, text=True, timeout=30)
+    assert sent.returncode == 0, sent.stdout + sent.stderr
     # No certificate, or one from another CA: the TLS handshake itself fails; nothing is sent.
     for cert, key in ((None, None), untrusted):
         async with channel(cert, key) as ch:
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await async_stub(ch).Send(send_request(), timeout=5)
             assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert len(await admin.sends()) == 2
+    assert len(await admin.sends()) == 3
 
 
 async def test_keys_from_a_jwks_url_and_a_rotation_without_restart(

@@ -129,3 +129,10 @@ def test_a_port_in_use_is_named(tmp_path: Path) -> None:
         )
     assert done.returncode == 2, done.stderr
     assert "listen" in one_line(done.stderr)
+
+
+def test_version() -> None:
+    from gateway import __version__
+
+    done = subprocess.run([CLI, "--version"], capture_output=True, text=True, timeout=30, check=False)
+    assert (done.returncode, done.stdout.strip()) == (0, f"smartpush-gateway {__version__}")
