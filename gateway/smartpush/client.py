@@ -24,7 +24,7 @@ from gateway.smartpush.http import Upstream
 from gateway.smartpush.retry import Failure, RetryPolicy, classify_attempt, parse_retry_after
 from gateway.smartpush.tokens import TokenProvider
 from gateway.telemetry import Telemetry
-from gateway.telemetry.http_spans import post_attributes
+from gateway.telemetry.http_spans import metric_attributes, post_attributes
 
 log = logging.getLogger(__name__)
 
@@ -228,8 +228,7 @@ class SmartPushClient:
                 span.set_attribute("error.type", type(exc).__name__)
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
                 self._t.upstream_duration.record(
-                    (time.perf_counter() - start) * 1000,
-                    {"smartpush.endpoint": self._endpoint, "error.type": type(exc).__name__},
+                    time.perf_counter() - start, {**metric_attributes(attrs), "error.type": type(exc).__name__}
                 )
                 raise
             status = response.status_code
@@ -244,8 +243,7 @@ class SmartPushClient:
                     )
                 span.set_status(Status(StatusCode.ERROR, f"HTTP {status}"))
             self._t.upstream_duration.record(
-                (time.perf_counter() - start) * 1000,
-                {"smartpush.endpoint": self._endpoint, "http.response.status_code": status},
+                time.perf_counter() - start, {**metric_attributes(attrs), "http.response.status_code": status}
             )
             return response
         finally:

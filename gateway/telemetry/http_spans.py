@@ -15,3 +15,9 @@ def post_attributes(url: str, endpoint: str) -> dict[str, str | int]:
         "server.port": parts.port or (443 if parts.scheme == "https" else 80),
         "smartpush.endpoint": endpoint,
     }
+
+
+def metric_attributes(span_attributes: dict[str, str | int]) -> dict[str, str | int]:
+    """The same, for `http.client.request.duration`: without `url.full` and the resend count (not
+    metric attributes: one series per URL or attempt number would say nothing a span does not)."""
+    return {k: v for k, v in span_attributes.items() if k not in ("url.full", "http.request.resend_count")}

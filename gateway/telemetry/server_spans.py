@@ -83,6 +83,6 @@ class RpcSpan:
         span.end()
         of._in_flight.add(of._key, -1)
         of._duration.record(
-            (time.perf_counter() - self._start) * 1000,
+            time.perf_counter() - self._start,
             {**of._base, "rpc.grpc.status_code": number, "smartpush.caller": self._caller},
         )

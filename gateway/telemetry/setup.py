@@ -28,8 +28,9 @@ from gateway.telemetry.tally import Tally
 
 log = logging.getLogger(__name__)
 SCOPE = "smartpush-gateway"
-# Histogram buckets in milliseconds: loopback calls take well under 1 ms, SmartPush tens to hundreds.
-DURATION_BUCKETS_MS = (0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+# Histogram buckets in seconds (OpenTelemetry semantic conventions): loopback calls take well under
+# a millisecond, SmartPush tens to hundreds.
+DURATION_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
 @dataclass
@@ -43,8 +44,8 @@ class Telemetry:
     def __post_init__(self) -> None:
         m = self.meter
         self.rpc_duration = m.create_histogram(
-            "rpc.server.duration", unit="ms", description="Duration of inbound RPCs",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS_MS,
+            "rpc.server.call.duration", unit="s", description="Duration of inbound RPCs",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S,
         )  # fmt: skip
         # In-flight RPCs and results are counted in plain dicts and observed at collection (tally.py).
         self.in_flight = Tally(("rpc.system", "rpc.service", "rpc.method"))
@@ -52,8 +53,8 @@ class Telemetry:
             "rpc.server.active_requests", [self.in_flight.observe], unit="{request}", description="RPCs in flight"
         )
         self.upstream_duration = m.create_histogram(
-            "smartpush.upstream.duration", unit="ms", description="Duration of each HTTP attempt to SmartPush",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS_MS,
+            "http.client.request.duration", unit="s", description="Duration of each HTTP request to SmartPush",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S,
         )  # fmt: skip
         self.results = Tally(("smartpush.status_code", "smartpush.surface"))
         m.create_observable_counter(

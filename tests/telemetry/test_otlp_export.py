@@ -140,9 +140,9 @@ async def test_otlp_export(
     assert names.count("POST") == 2
     assert received.services == {"gateway-under-test"}
     assert {
-        "rpc.server.duration",
+        "rpc.server.call.duration",
         "rpc.server.active_requests",
-        "smartpush.upstream.duration",
+        "http.client.request.duration",
         "smartpush.results",
         "smartpush.token.refreshes",
         "smartpush.validation.failures",

@@ -133,7 +133,7 @@ async def test_health_and_reflection_make_no_spans(traced: Captured) -> None:
         for _ in range(3):
             await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
     assert traced.finished() == []
-    assert "rpc.server.duration" not in traced.metric_points()
+    assert "rpc.server.call.duration" not in traced.metric_points()
 
 
 async def test_metrics(traced: Captured, admin: EmulatorAdmin) -> None:
@@ -143,7 +143,7 @@ async def test_metrics(traced: Captured, admin: EmulatorAdmin) -> None:
         for _ in range(3):
             await stub.Send(send_request(d.SURFACE_COMPANION, d.SURFACE_SBERBOX), timeout=5)
     points = traced.metric_points()
-    rpc = points["rpc.server.duration"]
+    rpc = points["rpc.server.call.duration"]
     assert [(p.attributes["rpc.method"], p.attributes["rpc.grpc.status_code"], p.count) for p in rpc] == [
         ("Send", 0, 3)
     ]
@@ -154,7 +154,7 @@ async def test_metrics(traced: Captured, admin: EmulatorAdmin) -> None:
     assert results == {("COMPANION", 0): 3, ("SBERBOX", 1004): 3}
     upstream = {
         (p.attributes["smartpush.endpoint"], p.attributes["http.response.status_code"]): p.count
-        for p in points["smartpush.upstream.duration"]
+        for p in points["http.client.request.duration"]
     }
     assert upstream == {("token", 200): 1, ("extended", 200): 3}
     assert [(p.attributes["outcome"], p.value) for p in points["smartpush.token.refreshes"]] == [("success", 1)]
