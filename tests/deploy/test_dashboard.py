@@ -71,7 +71,7 @@ def test_dashboard_metric_and_label_names_exist() -> None:
     # Every instrument the gateway defines is on the dashboard.
     on_dashboard = " ".join(exprs)
     for family in (
-        "rpc_server_call_duration_seconds", "rpc_server_active_requests", "http_client_request_duration_seconds", "smartpush_results",
-        "smartpush_token_refreshes", "smartpush_retries", "smartpush_validation_failures",
+        "rpc_server_call_duration_seconds", "rpc_server_active_requests", "http_client_request_duration_seconds",
+        "smartpush_results", "smartpush_token_refreshes", "smartpush_retries", "smartpush_validation_failures",
     ):  # fmt: skip
         assert family in on_dashboard, family

@@ -176,7 +176,8 @@ async def test_the_caller_is_named_in_logs_spans_and_metrics(
         m.name: list(m.data.data_points) for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
     }
     durations = {
-        (p.attributes["smartpush.caller"], p.attributes["rpc.grpc.status_code"]) for p in points["rpc.server.call.duration"]
+        (p.attributes["smartpush.caller"], p.attributes["rpc.grpc.status_code"])
+        for p in points["rpc.server.call.duration"]
     }
     assert durations == {("billing", 0), ("billing", 7), ("(unidentified)", 16)}
     refusals = {
