@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from google.rpc import code_pb2, error_details_pb2
+from google.rpc import code_pb2
 from smartpush.gateway.v1 import push_service_pb2
 
-CODE_NAMES: dict[int, str] = {int(v): k for k, v in code_pb2.Code.items()}
+from gateway.status_text import describe
 
 
 class RowError(ValueError):
@@ -103,14 +103,9 @@ def outcome(row: Row, result: push_service_pb2.SendBatchResult, summary: Summary
         summary.sent += not replayed
         line.update(status="OK", rq_uid=result.response.rq_uid, replayed=replayed)
         return line
-    reason = ""
-    rq_uid = ""
-    for packed in result.status.details:
-        if packed.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            packed.Unpack(info)
-            reason, rq_uid = info.reason, info.metadata.get("rq_uid", "")
-    code = CODE_NAMES.get(result.status.code, str(result.status.code))
+    described = describe(result.status)
+    code, reason = described["code"], described.get("reason", "")
     summary.failed[reason or code] = summary.failed.get(reason or code, 0) + 1
+    rq_uid = described.get("metadata", {}).get("rq_uid", "")
     line.update(status=code, reason=reason, message=result.status.message, rq_uid=rq_uid)
     return line

@@ -231,7 +231,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     import grpc
     from google.protobuf import json_format
     from smartpush.gateway.v1 import push_service_pb2_grpc
-    from smartpush_gateway_client.errors import decode
+
+    from gateway.status_text import describe_error
 
     try:
         request = build_send_request(args)
@@ -246,7 +247,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         try:
             response = stub.Send(request, timeout=args.timeout, metadata=metadata)
         except grpc.RpcError as err:
-            print(json.dumps(decode(err).as_dict(), ensure_ascii=False, indent=2))
+            print(json.dumps(describe_error(err), ensure_ascii=False, indent=2))
             return 1
     out = json_format.MessageToDict(
         response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
@@ -315,9 +316,9 @@ def cmd_send_bulk(args: argparse.Namespace) -> int:
     except grpc.RpcError as err:
         if progress is not None:
             progress.stop()
-        from smartpush_gateway_client.errors import decode
+        from gateway.status_text import describe_error
 
-        print(json.dumps(decode(err).as_dict(), ensure_ascii=False), file=sys.stderr)
+        print(json.dumps(describe_error(err), ensure_ascii=False), file=sys.stderr)
         print(f"stopped after {done} of {len(rows)} rows; run the same file again to finish (nothing is sent twice)")
         return 1
     if progress is not None:
