@@ -5,6 +5,7 @@
  * calls go over real gRPC (HTTP/2) with @connectrpc/connect-node's gRPC transport.
  */
 import { type Client, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import type { DescService } from "@bufbuild/protobuf";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 
 import {
@@ -16,11 +17,20 @@ import {
 import { ErrorReason } from "./gen/smartpush/gateway/v1/errors_pb.js";
 import { PushService } from "./gen/smartpush/gateway/v1/push_service_pb.js";
 
+// Every message and service of the contract.
 export * from "./gen/smartpush/gateway/v1/delivery_pb.js";
+export * from "./gen/smartpush/gateway/v1/delivery_service_pb.js";
 export * from "./gen/smartpush/gateway/v1/errors_pb.js";
+export * from "./gen/smartpush/gateway/v1/permission_pb.js";
+export * from "./gen/smartpush/gateway/v1/permission_service_pb.js";
 export * from "./gen/smartpush/gateway/v1/push_service_pb.js";
+export * from "./gen/smartpush/gateway/v1/smartapp_pb.js";
+export * from "./gen/smartpush/gateway/v1/smartapp_service_pb.js";
 export * from "./gen/smartpush/gateway/v1/template_pb.js";
+export * from "./gen/smartpush/gateway/v1/template_service_pb.js";
 export { Code, ConnectError } from "@connectrpc/connect";
+// Building messages: `create(SendRequestSchema, {...})`, without a direct dependency on @bufbuild/protobuf.
+export { create, toJson, fromJson } from "@bufbuild/protobuf";
 
 export interface GatewayClientOptions {
   /** Interceptors, e.g. for auth headers or tracing. */
@@ -29,14 +39,23 @@ export interface GatewayClientOptions {
   pingIntervalMs?: number;
 }
 
-/** A PushService client over gRPC. `baseUrl` is e.g. "http://127.0.0.1:50051" (https:// for TLS). */
-export function createGatewayClient(baseUrl: string, options: GatewayClientOptions = {}): Client<typeof PushService> {
+/** A client of any of the gateway's services over gRPC, e.g. `createServiceClient(TemplateService, url)`. */
+export function createServiceClient<T extends DescService>(
+  service: T,
+  baseUrl: string,
+  options: GatewayClientOptions = {},
+): Client<T> {
   const transport = createGrpcTransport({
     baseUrl,
     interceptors: options.interceptors,
     pingIntervalMs: options.pingIntervalMs ?? 60_000,
   });
-  return createClient(PushService, transport);
+  return createClient(service, transport);
+}
+
+/** A PushService client over gRPC. `baseUrl` is e.g. "http://127.0.0.1:50051" (https:// for TLS). */
+export function createGatewayClient(baseUrl: string, options: GatewayClientOptions = {}): Client<typeof PushService> {
+  return createServiceClient(PushService, baseUrl, options);
 }
 
 export interface FieldViolation {
