@@ -9,8 +9,8 @@ from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 from smartpush.gateway.v1 import delivery_pb2, errors_pb2, push_service_pb2, template_pb2
 
-from gateway.api.edge import current_call
-from gateway.auth.callers import ANYONE, Caller
+from gateway.api.edge import current_caller
+from gateway.auth.callers import Caller
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.consent import ConsentStore, require_consent
@@ -72,7 +72,7 @@ class PushSender:
     def _idempotency_scope(self, req: SendRequest) -> str:
         who = req.credentials.client_id if req.HasField("credentials") else self._routes.resolve_name(req)
         # Keys are the caller's own: another caller's key never replays (or blocks) this one.
-        caller = current_call().caller or ANYONE
+        caller = current_caller()
         return scoped_key(f"{caller.name}\0{who}", req.project_id, req.idempotency_key)
 
     async def send(self, req: SendRequest, rq_uid: str, deadline: float | None) -> SendResponse:
@@ -98,7 +98,7 @@ class PushSender:
                 rendered_body=rendered.body if rendered else "",
             )
 
-        caller = current_call().caller or ANYONE
+        caller = current_caller()
 
         async def deliver() -> SendResponse:
             # Cheapest refusals first, and nothing charged for a call that cannot be sent now.
@@ -123,7 +123,7 @@ class PushSender:
             violations = validate_send(req, self._settings.smartpush.endpoint)
             if violations:
                 raise invalid_argument(violations)
-            self._check_grants(current_call().caller or ANYONE, req)
+            self._check_grants(current_caller(), req)
             rendered = self._check_template(req)
             if self._settings.require_consent:
                 await require_consent(self._consent, req.project_id, req.sub)

@@ -8,8 +8,7 @@ from typing import Any
 import grpc
 from smartpush.gateway.v1 import delivery_service_pb2, delivery_service_pb2_grpc
 
-from gateway.api.edge import Drain, current_call
-from gateway.auth.callers import ANYONE
+from gateway.api.edge import Drain, current_caller
 from gateway.clock import Clock
 from gateway.delivery_status import DeliveryStatuses
 from gateway.errors import FieldViolation, invalid_argument
@@ -18,10 +17,6 @@ pb = delivery_service_pb2
 Context = grpc.aio.ServicerContext[Any, Any]
 POLL_S = 0.2  # the store is shared by every replica: watching polls it, whoever received the callback
 MAX_WATCHED = 100
-
-
-def _caller() -> str:
-    return (current_call().caller or ANYONE).name
 
 
 class DeliveryServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
@@ -35,14 +30,14 @@ class DeliveryServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
     ) -> pb.GetDeliveryStatusResponse:
         if not request.rq_uid:
             raise invalid_argument([FieldViolation("rq_uid", "required")])
-        return pb.GetDeliveryStatusResponse(status=await self._statuses.status(request.rq_uid, _caller()))
+        return pb.GetDeliveryStatusResponse(status=await self._statuses.status(request.rq_uid, current_caller().name))
 
     async def WatchDeliveryStatus(
         self, request: pb.WatchDeliveryStatusRequest, context: Context
     ) -> AsyncIterator[pb.WatchDeliveryStatusResponse]:
         if len(request.rq_uids) > MAX_WATCHED:
             raise invalid_argument([FieldViolation("rq_uids", f"at most {MAX_WATCHED}")])
-        caller = _caller()
+        caller = current_caller().name
         watched = list(dict.fromkeys(request.rq_uids))
         for rq_uid in watched:
             await self._statuses.status(rq_uid, caller)  # unknown ones fail the call at once

@@ -28,7 +28,7 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from smartpush.gateway.v1 import errors_pb2
 
-from gateway.auth.callers import Caller
+from gateway.auth.callers import ANYONE, Caller
 from gateway.auth.gate import Gate
 from gateway.errors import FieldViolation, GatewayError, internal, invalid_argument, to_grpc_status
 from gateway.telemetry import Telemetry
@@ -80,6 +80,11 @@ _CALL: contextvars.ContextVar[CallInfo | None] = contextvars.ContextVar("gateway
 def current_call() -> CallInfo:
     """The running call's record (a fresh, unattached one outside an RPC, e.g. in unit tests)."""
     return _CALL.get() or CallInfo("")
+
+
+def current_caller() -> Caller:
+    """Who the edge admitted for the running call (`anonymous`, unrestricted, with auth.mode none)."""
+    return current_call().caller or ANYONE
 
 
 class Drain:

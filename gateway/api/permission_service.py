@@ -8,8 +8,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 from smartpush.gateway.v1 import permission_pb2, permission_service_pb2, permission_service_pb2_grpc
 
-from gateway.api.edge import current_call
-from gateway.auth.callers import ANYONE, Caller
+from gateway.api.edge import current_caller
 from gateway.clock import Clock
 from gateway.consent import ConsentRecord, ConsentStore
 from gateway.errors import FieldViolation, invalid_argument
@@ -31,10 +30,6 @@ def consent_proto(record: ConsentRecord) -> permission_pb2.Consent:
         recorded_at=stamp,
         source_message=record.source,
     )
-
-
-def _caller() -> Caller:
-    return current_call().caller or ANYONE
 
 
 class PermissionServicer(permission_service_pb2_grpc.PermissionServiceServicer):
@@ -81,7 +76,7 @@ class PermissionServicer(permission_service_pb2_grpc.PermissionServiceServicer):
         ]
         if missing:
             raise invalid_argument(missing)
-        _caller().check("project", project)
+        current_caller().check("project", project)
         record = ConsentRecord(project, sub, signal.status, signal.push_allowed, self._clock.time(), signal.source)
         await self._store.put(record)
         return pb.RecordConsentResponse(recorded=True, consent=consent_proto(record))
@@ -90,7 +85,7 @@ class PermissionServicer(permission_service_pb2_grpc.PermissionServiceServicer):
         missing = [FieldViolation(n, "required") for n in ("project_id", "sub") if not getattr(request, n)]
         if missing:
             raise invalid_argument(missing)
-        _caller().check("project", request.project_id)
+        current_caller().check("project", request.project_id)
         record = await self._store.get(request.project_id, request.sub)
         if record is None:
             return pb.GetConsentResponse(found=False)
