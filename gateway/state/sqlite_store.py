@@ -2,8 +2,8 @@
 
 Each call runs on the store's own thread, so a write waiting for another process's lock never
 blocks the event loop. A claim is one IMMEDIATE transaction (the write lock is taken before the
-read), which makes claim-or-read atomic across processes. Expired records are purged as claims
-go by, so the file stays bounded by the TTL.
+read), which makes claim-or-read atomic across processes. Every few hundred transactions, expired
+rows of every table are dropped, so the file stays bounded by the TTLs.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from gateway.state.limits import Limit, Refused, decide
 from gateway.state.store import Claim, Claimed, StoreUnavailable, done_record, owned_by, parse_record, pending_record
 
 T = TypeVar("T")
-_PURGE_EVERY = 500  # claims
+_PURGE_EVERY = 500  # transactions
+_EXPIRING_TABLES = ("idempotency", "quota", "expiring", "lists")
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL NOT NULL)",
     "CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at)",
@@ -65,7 +66,7 @@ class SqliteStore:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=busy_timeout_s)
         _set_up(self._db, busy_timeout_s)
-        self._claims = 0
+        self._writes = 0  # transactions so far: every _PURGE_EVERY-th also drops expired rows
 
     async def _run(self, fn: Callable[[], T]) -> T:
         try:
@@ -74,9 +75,16 @@ class SqliteStore:
             raise StoreUnavailable(self.backend, exc) from exc
 
     def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[], T]:
+        self._writes += 1
+        purge = self._writes % _PURGE_EVERY == 0
+
         def run() -> T:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                if purge:
+                    now = self._clock.time()
+                    for table in _EXPIRING_TABLES:
+                        self._db.execute(f"DELETE FROM {table} WHERE expires_at <= ?", (now,))  # noqa: S608
                 result = fn(self._db)
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -88,12 +96,8 @@ class SqliteStore:
 
     async def claim(self, key: str, fingerprint: bytes, token: bytes, lease_s: float) -> Claim:
         now = self._clock.time()
-        self._claims += 1
-        purge = self._claims % _PURGE_EVERY == 0
 
         def claim(db: sqlite3.Connection) -> Claim:
-            if purge:
-                db.execute("DELETE FROM idempotency WHERE expires_at <= ?", (now,))
             row = db.execute("SELECT value, expires_at FROM idempotency WHERE key = ?", (key,)).fetchone()
             if row is not None and row[1] > now:
                 return parse_record(bytes(row[0]))
@@ -155,11 +159,8 @@ class SqliteStore:
             refused, writes = decide(limits, now, read)
             for key, value, ttl in writes:
                 db.execute("INSERT OR REPLACE INTO quota VALUES (?, ?, ?)", (key, value, now + ttl))
-            if self._claims % _PURGE_EVERY == 0:
-                db.execute("DELETE FROM quota WHERE expires_at <= ?", (now,))
             return refused
 
-        self._claims += 1
         return await self._run(self._transaction(take))
 
     async def get(self, namespace: str, key: str) -> bytes | None:
@@ -183,14 +184,9 @@ class SqliteStore:
             )
             return
         expires = self._clock.time() + ttl_s
-        self._claims += 1
-        purge = self._claims % _PURGE_EVERY == 0
 
         def put(db: sqlite3.Connection) -> None:
             db.execute("INSERT OR REPLACE INTO expiring VALUES (?, ?, ?, ?)", (namespace, key, value, expires))
-            if purge:
-                db.execute("DELETE FROM expiring WHERE expires_at <= ?", (expires - ttl_s,))
-                db.execute("DELETE FROM lists WHERE expires_at <= ?", (expires - ttl_s,))
 
         await self._run(self._transaction(put))
 

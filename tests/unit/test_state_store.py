@@ -215,3 +215,24 @@ def test_workers_opening_one_new_sqlite_file_together_all_succeed(tmp_path: Path
             p.join(30)
         outcomes += [results.get(timeout=5) for _ in procs]
     assert set(outcomes) == {"ok"}
+
+
+async def test_sqlite_drops_expired_rows_as_writes_go_by(tmp_path: Path) -> None:
+    import sqlite3
+
+    from gateway.state.sqlite_store import _PURGE_EVERY
+
+    path = tmp_path / "state.sqlite3"
+    store = open_store(StateSettings(sqlite_path=path), SystemClock())
+    for i in range(3):
+        await store.claim(f"k{i}", FP_A, TOKEN_1, 30)
+        await store.complete(f"k{i}", FP_A, b"answer", 0.05)
+    await store.put("tokens", "t", b"v", ttl_s=0.05)
+    await store.append("events", "e", b"v", 0.05, keep=5)
+    await asyncio.sleep(0.1)
+    for _ in range(_PURGE_EVERY):
+        await store.reserve_ids(1, 1)
+    await store.close()
+    with sqlite3.connect(path) as db:
+        counts = [db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("idempotency", "expiring", "lists")]  # noqa: S608
+    assert counts == [0, 0, 0]  # the file is bounded by the TTLs, not by what was ever written
