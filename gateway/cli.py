@@ -221,7 +221,26 @@ def _channel(args: argparse.Namespace) -> Any:
     return grpc.secure_channel(args.target, creds)
 
 
-def _tls_flags(command: argparse.ArgumentParser) -> None:
+def _bearer(args: argparse.Namespace) -> tuple[tuple[str, str | bytes], ...]:
+    """`authorization: Bearer <--token-file>` for a gateway with auth.mode jwt; nothing without it."""
+    token = Path(args.token_file).read_text().strip() if args.token_file else None
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+def _send_flags(command: argparse.ArgumentParser) -> None:
+    """What `send` and `send-bulk` share: where to, the template and surfaces, and how to connect."""
+    command.add_argument("--target", default="127.0.0.1:50051")
+    command.add_argument("--template", required=True)
+    command.add_argument("--surface", action="append", required=True, help="COMPANION, SBERBOX, ... (repeatable)")
+    command.add_argument("--mode", choices=["broadcast", "sequential"], default="broadcast")
+    command.add_argument("--button-text")
+    command.add_argument("--deeplink-android")
+    command.add_argument("--deeplink-ios")
+    command.add_argument("--deeplink", help="device deeplink")
+    command.add_argument("--product-filter")
+    command.add_argument("--profile")
+    command.add_argument("--callback-url")
+    command.add_argument("--token-file", help="a JWT to send as `authorization: Bearer` (auth.mode jwt)")
     command.add_argument("--ca", help="CA bundle: talk TLS to the gateway")
     command.add_argument("--cert", help="client certificate (PEM) for a gateway with auth.mode mtls")
     command.add_argument("--key", help="the client certificate's key (PEM)")
@@ -240,8 +259,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         print(json.dumps({"code": "INVALID_ARGUMENT", "message": str(exc)}), file=sys.stderr)
         return 2
     # A bearer token for a gateway with auth.mode jwt (e.g. a projected service-account token).
-    token = Path(args.token_file).read_text().strip() if args.token_file else None
-    metadata: tuple[tuple[str, str | bytes], ...] = (("authorization", f"Bearer {token}"),) if token else ()
+    metadata = _bearer(args)
     with _channel(args) as channel:
         stub = push_service_pb2_grpc.PushServiceStub(channel)
         try:
@@ -288,8 +306,7 @@ def cmd_send_bulk(args: argparse.Namespace) -> int:
         return 2
     key = bulk.file_key(path)
     results_path = Path(args.results or f"{path}.results.jsonl")
-    token = Path(args.token_file).read_text().strip() if args.token_file else None
-    metadata: tuple[tuple[str, str | bytes], ...] = (("authorization", f"Bearer {token}"),) if token else ()
+    metadata = _bearer(args)
     summary = bulk.Summary()
     progress = _bulk_progress(len(rows))
     done = 0
@@ -453,43 +470,22 @@ def parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("send-bulk", help="one push per row of a CSV or JSON Lines file, resumable")
     b.add_argument("file", help="CSV (sub, project_id, header.<name>, body.<name>) or .jsonl")
-    b.add_argument("--target", default="127.0.0.1:50051")
     b.add_argument("--project", help="project id for rows without project_id")
-    b.add_argument("--template", required=True)
-    b.add_argument("--surface", action="append", required=True, help="COMPANION, SBERBOX, ... (repeatable)")
-    b.add_argument("--mode", choices=["broadcast", "sequential"], default="broadcast")
-    for flag in ("--button-text", "--deeplink-android", "--deeplink-ios", "--deeplink", "--product-filter"):
-        b.add_argument(flag)
-    b.add_argument("--profile")
-    b.add_argument("--callback-url")
+    _send_flags(b)
     b.add_argument("--batch-size", type=int, default=100, help="rows per SendBatch call (at most 1000)")
     b.add_argument("--timeout", type=float, default=60.0, help="seconds per SendBatch call")
     b.add_argument("--results", help="the results file (default: FILE.results.jsonl)")
-    b.add_argument("--token-file", help="a JWT to send as `authorization: Bearer` (auth.mode jwt)")
-    _tls_flags(b)
     b.set_defaults(func=cmd_send_bulk, header=[], body=[], idempotency_key=None, validate_only=False)
 
     c = sub.add_parser("send", help="send one push through a running gateway")
-    c.add_argument("--target", default="127.0.0.1:50051")
     c.add_argument("--project", required=True)
     c.add_argument("--sub", required=True)
-    c.add_argument("--template", required=True)
-    c.add_argument("--surface", action="append", required=True, help="COMPANION, SBERBOX, ... (repeatable)")
-    c.add_argument("--mode", choices=["broadcast", "sequential"], default="broadcast")
+    _send_flags(c)
     c.add_argument("--header", action="append", default=[], metavar="K=V")
     c.add_argument("--body", action="append", default=[], metavar="K=V")
-    c.add_argument("--button-text")
-    c.add_argument("--deeplink-android")
-    c.add_argument("--deeplink-ios")
-    c.add_argument("--deeplink", help="device deeplink")
-    c.add_argument("--product-filter")
-    c.add_argument("--profile")
     c.add_argument("--idempotency-key")
-    c.add_argument("--callback-url")
     c.add_argument("--validate-only", action="store_true")
     c.add_argument("--timeout", type=float, default=10.0)
-    c.add_argument("--token-file", help="a JWT to send as `authorization: Bearer` (auth.mode jwt)")
-    _tls_flags(c)
     c.set_defaults(func=cmd_send)
 
     h = sub.add_parser("health", help="check a gateway's grpc.health.v1 status (exit 0 when SERVING)")
