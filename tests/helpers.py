@@ -219,3 +219,30 @@ def clean_env(**settings: str) -> dict[str, str]:
     (callers unidentified unless `settings` says otherwise: these tests are about other things)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("SMARTPUSH_GATEWAY_")}
     return {**base, "SMARTPUSH_GATEWAY_AUTH__MODE": "none", **settings}
+
+
+def delivered(sends: list[dict[str, Any]]) -> dict[str, int]:
+    """How many times SmartPush (the emulator) accepted each RqUID: HTTP 200 answers only."""
+    counts: dict[str, int] = {}
+    for s in sends:
+        if s["status"] == 200:
+            counts[s["rq_uid"]] = counts.get(s["rq_uid"], 0) + 1
+    return counts
+
+
+@contextlib.asynccontextmanager
+async def http_server(method: str, path: str, handler: Any) -> AsyncIterator[str]:
+    """A real HTTP endpoint (aiohttp) on a free loopback port for the test's duration; yields its URL."""
+    from aiohttp import web
+
+    app = web.Application()
+    app.router.add_route(method, path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server: Any = site._server
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}{path}"
+    finally:
+        await runner.cleanup()

@@ -31,7 +31,7 @@ from gateway.server import Gateway
 from gateway.telemetry import Telemetry
 from tests import seed_examples as seeds
 from tests.conftest import GatewayFactory
-from tests.helpers import CLI, PROJECT, SUB, EmulatorAdmin, ShiftClock, async_stub, send_request
+from tests.helpers import CLI, PROJECT, SUB, EmulatorAdmin, ShiftClock, async_stub, http_server, send_request
 from tests.jwts import AUDIENCE, ISSUER, Signer
 from tests.tls import client_cert, make_server_certs
 
@@ -262,15 +262,7 @@ async def test_keys_from_a_jwks_url_and_a_rotation_without_restart(
         fetches += 1
         return web.json_response(served)
 
-    app = web.Application()
-    app.router.add_get("/openid/v1/jwks", jwks)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        url = f"http://127.0.0.1:{port}/openid/v1/jwks"
+    async with http_server("GET", "/openid/v1/jwks", jwks) as url:
         auth = {"mode": "jwt", "jwt": {"jwks_url": url, "issuer": ISSUER, "audience": AUDIENCE}}
         clock = ShiftClock()
         gw = await make_gateway(auth=auth, callers=CALLERS, clock=clock)
@@ -290,8 +282,6 @@ async def test_keys_from_a_jwks_url_and_a_rotation_without_restart(
                 stub.Send(send_request(), metadata=bearer(impostor.token(BILLING)), timeout=5)
             )
             assert (code, reason) == ("UNAUTHENTICATED", "ERROR_REASON_CALLER_UNAUTHENTICATED")
-    finally:
-        await runner.cleanup()
     assert len(await admin.sends()) == 4
 
 

@@ -14,7 +14,7 @@ from smartpush_gateway_client.errors import decode
 
 from gateway.server import Gateway
 from tests.conftest import GatewayFactory
-from tests.helpers import EmulatorAdmin, async_stub, free_port, send_request
+from tests.helpers import EmulatorAdmin, async_stub, free_port, http_server, send_request
 
 pb = delivery_service_pb2
 
@@ -150,19 +150,10 @@ async def test_the_emulator_retries_a_failing_receiver(make_gateway: GatewayFact
             all_in.set()
         return web.Response(status=status)
 
-    app = web.Application()
-    app.router.add_post("/cb", flaky)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with http_server("POST", "/cb", flaky) as url:
         await admin.config(callbacks={"enabled": True, "delay_ms": 10, "fault": "none", "attempts": 3})
         gw = await make_gateway()  # the receiver off: the caller's own URL is called back
         async with grpc.aio.insecure_channel(gw.address) as channel:
-            await async_stub(channel).Send(send_request(callback_url=f"http://127.0.0.1:{port}/cb"), timeout=5)
+            await async_stub(channel).Send(send_request(callback_url=url), timeout=5)
         await asyncio.wait_for(all_in.wait(), 10)
-    finally:
-        await runner.cleanup()
     assert seen == [503, 503, 200, 200]  # `sent` after two retries, then `delivered`

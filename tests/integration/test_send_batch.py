@@ -12,7 +12,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from smartpush.gateway.v1 import delivery_pb2, push_service_pb2
 
 from tests.conftest import GatewayFactory
-from tests.helpers import EmulatorAdmin, async_stub, send_request
+from tests.helpers import EmulatorAdmin, async_stub, delivered, send_request
 
 
 def _detail(status: status_pb2.Status, cls: Any) -> Any:
@@ -51,10 +51,7 @@ async def test_a_batch_answers_each_item_in_order_and_delivers_each_once(
         sends = await admin.sends()
     assert took < 30
     assert len(reply.results) == 200
-    delivered: dict[str, int] = {}
-    for s in sends:
-        if s["status"] == 200:
-            delivered[s["rq_uid"]] = delivered.get(s["rq_uid"], 0) + 1
+    once = delivered(sends)
     assert sum(1 for s in sends if s["status"] == 503) > 20  # the fault really bit
     for i, result in enumerate(reply.results):
         if i in invalid:
@@ -68,8 +65,8 @@ async def test_a_batch_answers_each_item_in_order_and_delivers_each_once(
         else:
             assert result.status.code == code_pb2.OK, (i, result.status.message)
             assert result.response.results[0].surface == delivery_pb2.SURFACE_COMPANION
-            assert delivered.get(result.response.rq_uid) == 1, i
-    assert len(delivered) == 1 + 200 - len(invalid)  # the warm-up and every valid item, once
+            assert once.get(result.response.rq_uid) == 1, i
+    assert len(once) == 1 + 200 - len(invalid)  # the warm-up and every valid item, once
 
 
 async def test_a_retried_batch_replays_what_was_sent(make_gateway: GatewayFactory, admin: EmulatorAdmin) -> None:

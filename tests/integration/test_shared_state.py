@@ -29,6 +29,7 @@ from tests.helpers import (
     RedisServer,
     async_stub,
     clean_env,
+    delivered,
     free_port,
     process,
     send_request,
@@ -110,7 +111,7 @@ async def _refusal(call: Any) -> tuple[str, str]:
 
 
 def _deliveries(sends: list[dict[str, Any]], rq_uid: str) -> int:
-    return sum(1 for s in sends if s["rq_uid"] == rq_uid)
+    return delivered(sends).get(rq_uid, 0)
 
 
 @pytest.mark.parametrize("kind", ["redis-replicas", "sqlite-workers"])
