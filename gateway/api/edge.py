@@ -202,6 +202,7 @@ class Edge:
         API streams are admitted like unary calls (caller, grants, caps) and map errors the same way."""
         gate = self.gate if api else None
         drain = self.drain
+        refusals = self.telemetry.refusals
         rpc = f"{service.rsplit('.', 1)[-1]}/{method}"
         full_method = f"{service}/{method}"
 
@@ -227,6 +228,7 @@ class Edge:
                     await context.write(response)
             except GatewayError as err:
                 code, reason = err.code, err.reason_name
+                refusals.add(1, {"smartpush.error_reason": reason, "smartpush.caller": _caller_name(call)})
                 await abort(context, err)
             except (grpc.aio.AbortError, asyncio.CancelledError):
                 code = context.code() or grpc.StatusCode.CANCELLED
