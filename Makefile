@@ -20,10 +20,13 @@ help:
 	@echo "make bench     the benchmark (a few minutes): table, bench/results/latest.{json,png}"
 
 # The virtualenv is rebuilt whenever a dependency list changes.
-$(STAMP): pyproject.toml clients/python/pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml clients/python-protos/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ./clients/python -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# Then the stubs again, editable: the gateway's own install copies them, and `make generate`
+	@# must show in this venv at once (pip will not take the same project editable and by path in one go).
+	$(BIN)/python -m pip install --quiet -e ./clients/python-protos -e ./clients/python
 	@touch $@
 
 venv: $(STAMP)

@@ -5,7 +5,7 @@ directory and fails when any committed output differs (stale or edited by hand).
 
 | language   | output                                  | generator                                      |
 | ---------- | --------------------------------------- | ---------------------------------------------- |
-| Python     | clients/python/src/smartpush/           | grpcio-tools + mypy-protobuf (.pyi)            |
+| Python     | clients/python-protos/src/smartpush/    | grpcio-tools + mypy-protobuf (.pyi)            |
 | TypeScript | clients/typescript/src/gen/             | @bufbuild/protoc-gen-es (npm, clients/typescript) |
 | Go         | clients/go/src/github.com/smartpush-gateway/go/smartpush/ | Debian protoc-gen-go + protoc-gen-go-grpc |
 """
@@ -126,7 +126,7 @@ def go(proto: Path, out: Path) -> None:
 
 
 TARGETS = [
-    Target("python", Path("clients/python/src/smartpush"), python),
+    Target("python", Path("clients/python-protos/src/smartpush"), python),
     Target("typescript", Path("clients/typescript/src/gen"), typescript),
     Target("go", Path("clients/go/src/github.com/smartpush-gateway/go/smartpush"), go),
 ]

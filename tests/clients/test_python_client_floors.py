@@ -1,6 +1,7 @@
-"""The Python client as a consumer gets it: a wheel built from the repository, installed into a
-fresh virtualenv outside the source tree with the oldest grpcio and protobuf it accepts, sending
-to a running gateway and decoding a validation error."""
+"""The Python client as a consumer gets it: wheels built from the repository (the stubs
+distribution and the client SDK), installed into a fresh virtualenv outside the source tree with
+the oldest grpcio and protobuf it accepts, and with the newest the index offers; each sends to a
+running gateway and decodes a validation error."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ SCRIPT = textwrap.dedent(
     from smartpush.gateway.v1 import delivery_pb2, push_service_pb2, push_service_pb2_grpc, template_pb2
     from smartpush_gateway_client.errors import decode
 
-    assert grpc.__version__ == "1.85.1", grpc.__version__
-    assert google.protobuf.__version__ == "7.35.1", google.protobuf.__version__
+    if sys.argv[3] == "oldest":
+        assert grpc.__version__ == "1.85.1", grpc.__version__
+        assert google.protobuf.__version__ == "7.35.1", google.protobuf.__version__
     stub = push_service_pb2_grpc.PushServiceStub(grpc.insecure_channel(sys.argv[1]))
     request = push_service_pb2.SendRequest(
         project_id="p", sub="u",
@@ -46,7 +48,10 @@ SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
-async def test_the_client_wheel_works_on_its_oldest_dependencies(make_gateway: GatewayFactory, tmp_path: Path) -> None:
+@pytest.mark.parametrize("versions", ["oldest", "newest"])
+async def test_the_client_wheels_work_on_their_oldest_and_newest_dependencies(
+    make_gateway: GatewayFactory, tmp_path: Path, versions: str
+) -> None:
     from gateway.emulator import DEMO_TEMPLATE_ID
 
     gw = await make_gateway()
@@ -60,13 +65,17 @@ async def test_the_client_wheel_works_on_its_oldest_dependencies(make_gateway: G
     import asyncio
 
     await asyncio.to_thread(
-        run, sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", wheels, ROOT / "clients/python"
+        run,
+        *(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", wheels),
+        *(ROOT / "clients/python-protos", ROOT / "clients/python"),
     )
     await asyncio.to_thread(run, sys.executable, "-m", "venv", venv)
     (wheel,) = wheels.glob("smartpush_gateway_client-*.whl")
-    await asyncio.to_thread(run, venv / "bin/pip", "install", "-q", wheel, *FLOORS)
+    # The stubs distribution is found beside the SDK's wheel, as a consumer's index would serve it.
+    pins = FLOORS if versions == "oldest" else ["--upgrade"]
+    await asyncio.to_thread(run, venv / "bin/pip", "install", "-q", "--find-links", wheels, wheel, *pins)
     (tmp_path / "consumer.py").write_text(SCRIPT)
-    out = await asyncio.to_thread(run, venv / "bin/python", "consumer.py", gw.address, DEMO_TEMPLATE_ID)
+    out = await asyncio.to_thread(run, venv / "bin/python", "consumer.py", gw.address, DEMO_TEMPLATE_ID, versions)
     assert out.split("\n")[:2] == [
         "0",
         "INVALID_ARGUMENT ERROR_REASON_INVALID_REQUEST delivery.template_content.mobile_app_parameters.button_text",

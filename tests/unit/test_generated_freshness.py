@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # The committed output of every language (scripts/generate.py TARGETS).
 GENERATED = [
-    "clients/python/src/smartpush",
+    "clients/python-protos/src/smartpush",
     "clients/typescript/src/gen",
     "clients/go/src/github.com/smartpush-gateway/go/smartpush",
 ]
@@ -51,7 +51,7 @@ def test_changed_proto_makes_the_committed_stubs_stale(tmp_path: Path) -> None:
     done = _check(root)
     assert done.returncode == 1
     for stale in (
-        "clients/python/src/smartpush/gateway/v1/push_service_pb2.py",
+        "clients/python-protos/src/smartpush/gateway/v1/push_service_pb2.py",
         "clients/typescript/src/gen/smartpush/gateway/v1/push_service_pb.ts",
         "clients/go/src/github.com/smartpush-gateway/go/smartpush/gateway/v1/push_service.pb.go",
     ):
@@ -61,7 +61,7 @@ def test_changed_proto_makes_the_committed_stubs_stale(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "stub",
     [
-        "clients/python/src/smartpush/gateway/v1/errors_pb2.pyi",
+        "clients/python-protos/src/smartpush/gateway/v1/errors_pb2.pyi",
         "clients/typescript/src/gen/smartpush/gateway/v1/errors_pb.ts",
         "clients/go/src/github.com/smartpush-gateway/go/smartpush/gateway/v1/errors.pb.go",
     ],
