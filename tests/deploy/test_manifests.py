@@ -171,16 +171,22 @@ def test_probes_ports_env_and_paths_match_the_code(rendered: tuple[Path, list[di
     assert grpc_port["targetPort"] == "grpc"
     assert grpc_port["appProtocol"] == "grpc"
     policy = kind(docs, "NetworkPolicy")
-    admitted = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
-    assert admitted == {"grpc", "metrics"}
-    # Every port the Service advertises (or a scrape annotation names) is admitted, by name or number.
     named = {p["name"]: p["containerPort"] for p in container["ports"]}
-    wanted = {p["targetPort"] for p in service["spec"]["ports"]}
+    # Admitted container ports: a name resolves through the container; a number may open a range.
+    admitted: set[int] = set()
+    for rule in policy["spec"]["ingress"]:
+        for p in rule["ports"]:
+            first = named[p["port"]] if isinstance(p["port"], str) else p["port"]
+            admitted.update(range(first, p.get("endPort", first) + 1))
+    # Every port the Service advertises (or a scrape annotation names) is admitted, and the metrics
+    # port of every worker the configuration runs (`workers`: worker i on metrics + i).
+    wanted = {named.get(p["targetPort"], p["targetPort"]) for p in service["spec"]["ports"]}
     annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
     if "prometheus.io/port" in annotations:
         wanted.add(int(annotations["prometheus.io/port"]))
-    for port in wanted:
-        assert port in admitted or named.get(port) in admitted or port in {named.get(a) for a in admitted}, port
+    wanted.update(named["metrics"] + i for i in range(max(settings.workers, 8)))
+    assert wanted <= admitted, wanted - admitted
+    assert admitted - wanted == set(), admitted - wanted  # nothing else is open
     # The base talks to SmartPush's current documented host, not the legacy one.
     assert settings.smartpush.base_url == "https://ngw.devices.sberbank.ru:9443"
 
