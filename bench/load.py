@@ -2,7 +2,9 @@
 
 Modes: `grpc` (PushService.Send over several channels), `batch` (PushService.SendBatch of
 `--batch` requests; a latency per batch, `recipients` counted) or `http` (SmartPush's extended
-endpoint directly, to measure what the gateway adds). Prints one JSON line of results.
+endpoint directly, to measure what the gateway adds). `--token` sends a bearer token (the gateway
+identifies callers; echo and the forwarder ignore it); `--keyed` gives every Send its own
+idempotency key. Prints one JSON line of results.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 from typing import Any
 
@@ -33,13 +36,16 @@ REQUEST = push_service_pb2.SendRequest(
 )
 
 
-async def _grpc(target: str, concurrency: int, duration: float, channels: int, batch: int = 0) -> dict[str, Any]:
+async def _grpc(
+    target: str, concurrency: int, duration: float, channels: int, batch: int, token: str | None, keyed: bool
+) -> dict[str, Any]:
     chans = [
         grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(channels)
     ]
     stubs = [push_service_pb2_grpc.PushServiceStub(c) for c in chans]
+    metadata = (("authorization", f"Bearer {token}"),) if token else ()
     for s in stubs:
-        await s.Send(REQUEST, timeout=10)
+        await s.Send(REQUEST, timeout=10, metadata=metadata)
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + duration
@@ -48,13 +54,18 @@ async def _grpc(target: str, concurrency: int, duration: float, channels: int, b
     async def caller(i: int) -> None:
         nonlocal errors
         stub = stubs[i % len(stubs)]
+        request, n = push_service_pb2.SendRequest(), 0
+        request.CopyFrom(REQUEST)
         while (start := time.perf_counter()) < deadline:
             try:
                 if batch:
-                    reply = await stub.SendBatch(many, timeout=30)
+                    reply = await stub.SendBatch(many, timeout=30, metadata=metadata)
                     errors += sum(1 for r in reply.results if r.status.code != 0)
                 else:
-                    await stub.Send(REQUEST, timeout=10)
+                    if keyed:  # a new key per send: every one is claimed and recorded in the store
+                        n += 1
+                        request.idempotency_key = f"{os.getpid()}-{i}-{n}"
+                    await stub.Send(request, timeout=10, metadata=metadata)
             except grpc.aio.AioRpcError:
                 errors += batch or 1
                 continue
@@ -101,7 +112,7 @@ async def _http(base: str, concurrency: int, duration: float) -> dict[str, Any]:
 async def main(args: argparse.Namespace) -> None:
     if args.mode in ("grpc", "batch"):
         batch = args.batch if args.mode == "batch" else 0
-        result = await _grpc(args.target, args.concurrency, args.duration, args.channels, batch)
+        result = await _grpc(args.target, args.concurrency, args.duration, args.channels, batch, args.token, args.keyed)
     else:
         result = await _http(args.target, args.concurrency, args.duration)
     print(json.dumps(result))
@@ -115,4 +126,6 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--channels", type=int, default=4)
+    parser.add_argument("--token", help="a bearer token for the authorization metadata")
+    parser.add_argument("--keyed", action="store_true", help="an idempotency key per Send")
     uvloop.run(main(parser.parse_args()))

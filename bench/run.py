@@ -1,10 +1,13 @@
 """The benchmark: ratios measured side by side in one run, on this machine.
 
-Starts the emulator, two gateways (telemetry off; on at full sampling, exporting OTLP to a
-sink), and an echo server built from the same proto (the ceiling), each in its own process on
-loopback; drives them with load-generator processes; prints one table and writes JSON (and a
-chart when matplotlib is installed) to bench/results/. Asserts nothing: `--smoke` only proves
-the harness runs.
+Starts the emulator, gateways with the production features in place (callers identified by JWT,
+grants, a caller rate and project/user quota windows charged on every send, state in an SQLite
+file) — telemetry off, on at full sampling exporting OTLP to a sink, and on as `--workers 2` —,
+the reference forwarder (bench/forwarder.py: parse → JSON → POST → parse → answer, the least any
+gateway on this stack must do) and an echo server built from the same proto (the gRPC ceiling),
+each in its own process on loopback; drives them with load-generator processes; prints one table
+and the ratios and writes JSON (and a chart when matplotlib is installed) to bench/results/.
+Asserts nothing: `--smoke` only proves the harness runs.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import argparse
 import json
 import os
 import select
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -96,9 +101,47 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def drive(mode: str, target: str, concurrency: int, duration: float) -> tuple[list[float], int, int]:
+def features_config(directory: Path) -> tuple[Path, str]:
+    """The gateways' configuration with identity, grants and quotas in place, and a caller's token.
+
+    Limits are far above what the bench reaches: every send is identified, authorized and charged
+    (a caller rate and project windows overall and per user, in the state store), none refused.
+    """
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    jwks = directory / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [{**public, "kid": "bench", "use": "sig", "alg": "RS256"}]}))
+    now = int(time.time())
+    claims = {"iss": "bench", "aud": "smartpush-gateway", "sub": "bench-loader", "iat": now, "exp": now + 86400}
+    token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "bench"})
+    huge = 1_000_000_000
+    config = {
+        "auth": {"mode": "jwt", "jwt": {"jwks_file": str(jwks), "issuer": "bench", "audience": "smartpush-gateway"}},
+        "callers": {
+            "bench": {
+                "match": "bench-loader",
+                "profiles": ["default"],
+                "projects": ["*"],
+                "templates": ["*"],
+                "rate": {"per_second": huge, "burst": huge},
+            }
+        },
+        "quotas": {"projects": {"*": {"per_minute": huge, "per_day": huge, "per_user_per_day": huge}}},
+    }
+    path = directory / "gateway.json"  # JSON is YAML
+    path.write_text(json.dumps(config))
+    return path, token
+
+
+def drive(
+    mode: str, target: str, concurrency: int, duration: float, token: str | None = None, keyed: bool = False
+) -> tuple[list[float], int, int]:
     procs = 1 if concurrency <= 16 else 2
     per = [concurrency // procs + (1 if i < concurrency % procs else 0) for i in range(procs)]
+    extra = [*(["--token", token] if token else []), *(["--keyed"] if keyed else [])]
     loaders = [
         subprocess.Popen(
             [
@@ -115,6 +158,7 @@ def drive(mode: str, target: str, concurrency: int, duration: float) -> tuple[li
                 str(duration),
                 "--channels",
                 str(min(4, c)),
+                *extra,
             ],
             stdout=subprocess.PIPE,
             cwd=ROOT,
@@ -132,9 +176,18 @@ def drive(mode: str, target: str, concurrency: int, duration: float) -> tuple[li
     return latencies, errors, recipients
 
 
-def measure(scenario: str, proc: Proc | None, mode: str, target: str, c: int, duration: float) -> Row:
+def measure(
+    scenario: str,
+    proc: Proc | None,
+    mode: str,
+    target: str,
+    c: int,
+    duration: float,
+    token: str | None = None,
+    keyed: bool = False,
+) -> Row:
     cpu0 = proc.cpu_s() if proc else 0.0
-    latencies, errors, recipients = drive(mode, target, c, duration)
+    latencies, errors, recipients = drive(mode, target, c, duration, token, keyed)
     cpu1 = proc.cpu_s() if proc else 0.0
     n = len(latencies)
     qs = statistics.quantiles(latencies, n=100) if n >= 2 else [latencies[0] if latencies else 0.0] * 99
@@ -151,19 +204,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="a few seconds, to prove the harness runs")
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
-    parser.add_argument("--soak", type=float, default=0.0, help="also run c=64 this long, sampling RSS")
+    parser.add_argument("--soak", type=float, default=0.0, help="also run keyed sends at c=64 this long, sampling RSS")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     duration = 1.0 if args.smoke else args.duration
-    ports = {k: free_port() for k in ("sink", "sink_grpc", "emulator", "off", "on", "on2", "echo")}
+    names = ("sink", "sink_grpc", "emulator", "off", "on", "on2", "forwarder", "echo")
+    ports = {k: free_port() for k in names}
     emulator_url = f"http://127.0.0.1:{ports['emulator']}"
+    workdir = Path(tempfile.mkdtemp(prefix="smartpush-bench-"))
+    config, token = features_config(workdir)
     base_env = {
-        "SMARTPUSH_GATEWAY_AUTH__MODE": "none",
         "SMARTPUSH_GATEWAY_SMARTPUSH__BASE_URL": emulator_url,
         "SMARTPUSH_GATEWAY_PROFILES__DEFAULT__CLIENT_ID": "demo-client",
         "SMARTPUSH_GATEWAY_PROFILES__DEFAULT__SECRET": "demo-secret",
         "SMARTPUSH_GATEWAY_LOG_FORMAT": "json",
-        "SMARTPUSH_GATEWAY_STATE__SQLITE_PATH": ":memory:",
         "MALLOC_ARENA_MAX": "2",  # as deploy/Dockerfile sets it
     }
     on_env = {
@@ -174,25 +228,20 @@ def main() -> int:
         "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
         "OTEL_TRACES_SAMPLER": "always_on",
     }
-    gw = [str(BIN / "smartpush-gateway"), "serve", "--listen"]
+
+    def state(name: str) -> dict[str, str]:
+        # Each gateway its own SQLite file (the embedded store, on disk); the workers of one share it.
+        return {"SMARTPUSH_GATEWAY_STATE__SQLITE_PATH": str(workdir / f"{name}.sqlite3")}
+
+    def gateway(name: str, port: str, env: dict[str, str], *extra: str) -> Proc:
+        address = f"127.0.0.1:{ports[port]}"
+        argv = [str(BIN / "smartpush-gateway"), "serve", "--config", str(config), "--listen", address, *extra]
+        return start(name, argv, address, {**env, **state(port)}, b"listening")
+
     procs: list[Proc] = []
     try:
-        procs.append(
-            start(
-                "sink",
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.otlp_sink",
-                    "--port",
-                    str(ports["sink"]),
-                    "--grpc-port",
-                    str(ports["sink_grpc"]),
-                ],
-                "",
-                ready=b"ready",
-            )
-        )
+        sink_argv = ["-m", "bench.otlp_sink", "--port", str(ports["sink"]), "--grpc-port", str(ports["sink_grpc"])]
+        procs.append(start("sink", [sys.executable, *sink_argv], "", ready=b"ready"))
         emulator = start(
             "emulator",
             [str(BIN / "smartpush-gateway"), "emulator", "--listen", f"127.0.0.1:{ports['emulator']}"],
@@ -200,41 +249,48 @@ def main() -> int:
             ready=b"emulator on",
         )
         procs.append(emulator)
-        off = start("gateway", [*gw, f"127.0.0.1:{ports['off']}"], f"127.0.0.1:{ports['off']}", base_env, b"listening")
-        on = start("gateway+otel", [*gw, f"127.0.0.1:{ports['on']}"], f"127.0.0.1:{ports['on']}", on_env, b"listening")
+        off = gateway("gateway", "off", base_env)
+        on = gateway("gateway+otel", "on", on_env)
+        # The same, as two worker processes sharing the port (serve --workers 2).
+        on2 = gateway("gateway+otel x2", "on2", on_env, "--workers", "2")
+        forwarder = start(
+            "forwarder",
+            [
+                *(sys.executable, "-m", "bench.forwarder", "--listen", f"127.0.0.1:{ports['forwarder']}"),
+                *("--upstream", emulator_url, "--client-id", "demo-client", "--secret", "demo-secret"),
+            ],
+            f"127.0.0.1:{ports['forwarder']}",
+            ready=b"ready",
+        )
         echo = start(
             "echo",
             [sys.executable, "-m", "bench.echo", "--listen", f"127.0.0.1:{ports['echo']}"],
             f"127.0.0.1:{ports['echo']}",
             ready=b"ready",
         )
-        # The same, as two worker processes sharing the port (serve --workers 2).
-        on2 = start(
-            "gateway+otel x2",
-            [*gw, f"127.0.0.1:{ports['on2']}", "--workers", "2"],
-            f"127.0.0.1:{ports['on2']}",
-            on_env,
-            b"listening",
-        )
-        procs += [off, on, on2, echo]  # fmt: skip
+        procs += [off, on, on2, forwarder, echo]  # fmt: skip
+        c64 = 8 if args.smoke else 64
         rows: list[Row] = []
         rows.append(measure("c=1", None, "http", emulator_url, 1, duration))
-        for p in (off, on, echo):
-            rows.append(measure("c=1", p, "grpc", p.address, 1, duration))
-        for p in (off, on, on2, echo):
-            rows.append(measure("c=64", p, "grpc", p.address, 8 if args.smoke else 64, duration))
+        for p in (off, on, forwarder, echo):
+            rows.append(measure("c=1", p, "grpc", p.address, 1, duration, token))
+        for p in (off, on, on2, forwarder, echo):
+            rows.append(measure("c=64", p, "grpc", p.address, c64, duration, token))
+        # Every send with its own idempotency key: claimed and recorded in the SQLite store.
+        for p in (off, on):
+            rows.append(measure("c=64 keyed", p, "grpc", p.address, c64, duration, token, keyed=True))
         # SendBatch of 100 beside Send, in recipients per second of the same gateway process.
-        rows.append(measure("batch x100", off, "batch", off.address, 2 if args.smoke else 8, duration))
+        rows.append(measure("batch x100", off, "batch", off.address, 2 if args.smoke else 8, duration, token))
         slow_c, rtt = (16, 0.05) if args.smoke else (256, 0.05)
         httpx.put(f"{emulator_url}/_emulator/faults", json={"latency_ms": rtt * 1000}).raise_for_status()
-        for p in (off, on, on2):
-            row = measure("c=256 @50ms", p, "grpc", p.address, slow_c, duration)
+        for p in (off, on, on2, forwarder):
+            row = measure("c=256 @50ms", p, "grpc", p.address, slow_c, duration, token)
             row.extra["ideal_rps"] = slow_c / rtt
             rows.append(row)
         httpx.delete(f"{emulator_url}/_emulator/faults").raise_for_status()
         soak: list[tuple[float, float]] = []
         if args.soak:
-            soak = run_soak(on, args.soak)
+            soak = run_soak(on, args.soak, token)
         stats = httpx.get(f"{emulator_url}/_emulator/stats").json()
         summary = summarise(rows, stats, soak)
         print_table(rows, summary)
@@ -246,12 +302,15 @@ def main() -> int:
                 p.popen.wait(15)
             except subprocess.TimeoutExpired:
                 p.popen.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
-def run_soak(proc: Proc, seconds: float) -> list[tuple[float, float]]:
+def run_soak(proc: Proc, seconds: float, token: str) -> list[tuple[float, float]]:
+    """Keyed sends (the store in use) at c=64 for `seconds`, sampling the process's RSS."""
     samples: list[tuple[float, float]] = []
     argv = ["-m", "bench.load", "--target", proc.address, "--concurrency", "64", "--duration", str(seconds)]
+    argv += ["--token", token, "--keyed"]
     loader = subprocess.Popen([sys.executable, *argv], stdout=subprocess.DEVNULL, cwd=ROOT)  # only RSS matters
     start_t = time.monotonic()
     while loader.poll() is None:
@@ -266,13 +325,17 @@ def _find(rows: list[Row], scenario: str, target: str) -> Row | None:
 
 
 def summarise(rows: list[Row], stats: dict[str, int], soak: list[tuple[float, float]]) -> dict[str, Any]:
-    # One token per gateway process is the target; the direct-to-emulator loader takes one more.
+    # One token per upstream process is the target: 4 gateway processes, the forwarder, the direct loader.
     out: dict[str, Any] = {
-        "token requests (want 5: one per gateway process, 4, and the direct loader's)": stats.get("token", 0)
+        "token requests (want 6: 4 gateway processes, the forwarder, the direct loader)": stats.get("token", 0)
     }
-    echo64 = _find(rows, "c=64", "echo")
+    echo64, fwd64 = _find(rows, "c=64", "echo"), _find(rows, "c=64", "forwarder")
     for name in ("gateway", "gateway+otel", "gateway+otel x2"):
         g64 = _find(rows, "c=64", name)
+        if g64 and fwd64 and fwd64.rps:
+            out[f"{name} / forwarder throughput at c=64"] = round(g64.rps / fwd64.rps, 3)
+            if g64.cpu_us_per_call and fwd64.cpu_us_per_call:
+                out[f"{name} / forwarder CPU per call at c=64"] = round(g64.cpu_us_per_call / fwd64.cpu_us_per_call, 3)
         if g64 and echo64 and echo64.rps:
             out[f"{name} / echo throughput at c=64"] = round(g64.rps / echo64.rps, 3)
         g1, direct = _find(rows, "c=1", name), _find(rows, "c=1", "emulator-direct")
@@ -283,14 +346,45 @@ def summarise(rows: list[Row], stats: dict[str, int], soak: list[tuple[float, fl
             out[f"{name} c=256 throughput / (c/RTT)"] = round(slow.rps / slow.extra["ideal_rps"], 3)
             out[f"{name} c=256 p99 / RTT"] = round(slow.p99_ms / 50.0, 3)
     off, on = _find(rows, "c=64", "gateway"), _find(rows, "c=64", "gateway+otel")
+    if off and on and off.rps:
+        out["telemetry cost at c=64 (share of throughput)"] = round(1 - on.rps / off.rps, 3)
+    for name, plain in (("gateway", off), ("gateway+otel", on)):
+        keyed = _find(rows, "c=64 keyed", name)
+        if keyed and plain and keyed.rps and plain.cpu_us_per_call and keyed.cpu_us_per_call:
+            out[f"{name} keyed / unkeyed CPU per call"] = round(keyed.cpu_us_per_call / plain.cpu_us_per_call, 3)
+            out[f"{name} keyed / unkeyed throughput"] = round(keyed.rps / plain.rps, 3)
     batch = _find(rows, "batch x100", "gateway")
     if off and batch and off.rps:
         out["SendBatch x100 / Send recipients per second (gateway)"] = round(batch.rps / off.rps, 3)
-    if off and on and off.rps:
-        out["telemetry cost at c=64 (share of throughput)"] = round(1 - on.rps / off.rps, 3)
     if soak:
         out["soak rss MB (first, last, max)"] = (soak[0][1], soak[-1][1], max(s for _, s in soak))
+    out["targets"] = targets(out, rows)
     return out
+
+
+def targets(summary: dict[str, Any], rows: list[Row]) -> dict[str, str]:
+    """The issue's targets against this run's ratios: `met` or `not met`, with the figure."""
+
+    def check(key: str, ok: Any) -> str:
+        value = summary.get(key)
+        return "-" if value is None else f"{value} {'met' if ok(value) else 'not met'}"
+
+    # Per process: the `x2` row is a process tree (supervisor and two workers).
+    under_load = [r.rss_mb for r in rows if r.rss_mb is not None and r.target in ("gateway", "gateway+otel")]
+    return {
+        "gateway / forwarder >= 0.85 (telemetry off)": check(
+            "gateway / forwarder throughput at c=64", lambda v: v >= 0.85
+        ),
+        "gateway+otel / forwarder >= 0.75": check("gateway+otel / forwarder throughput at c=64", lambda v: v >= 0.75),
+        "telemetry cost <= 15 %": check("telemetry cost at c=64 (share of throughput)", lambda v: v <= 0.15),
+        "keyed costs <= 10 % more CPU per call": check("gateway keyed / unkeyed CPU per call", lambda v: v <= 1.10),
+        "SendBatch x100 >= 1.5 x Send": check(
+            "SendBatch x100 / Send recipients per second (gateway)", lambda v: v >= 1.5
+        ),
+        "RSS under load <= 100 MB per process": (
+            f"{max(under_load):.0f} MB {'met' if max(under_load) <= 100 else 'not met'}" if under_load else "-"
+        ),
+    }
 
 
 def print_table(rows: list[Row], summary: dict[str, Any]) -> None:
@@ -302,7 +396,12 @@ def print_table(rows: list[Row], summary: dict[str, Any]) -> None:
         line = f"{r.scenario:<13}{r.target:<17}{r.concurrency:>5}{r.rps:>9.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
         print(f"{line}{cpu:>13}{rss:>8}{r.errors:>5}")
     for k, v in summary.items():
-        print(f"  {k}: {v}")
+        if isinstance(v, dict):
+            print(f"  {k}:")
+            for name, verdict in v.items():
+                print(f"    {name}: {verdict}")
+        else:
+            print(f"  {k}: {v}")
 
 
 def write(out: Path, rows: list[Row], summary: dict[str, Any], *, smoke: bool) -> None:

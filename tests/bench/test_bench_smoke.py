@@ -24,17 +24,29 @@ def test_the_harness_runs_every_scenario_and_writes_its_results(tmp_path: Path) 
     seen = {(r["scenario"], r["target"]) for r in doc["rows"]}
     assert seen == {
         ("c=1", "emulator-direct"),
-        *{(s, t) for s in ("c=1", "c=64") for t in ("gateway", "gateway+otel", "echo")},
+        *{(s, t) for s in ("c=1", "c=64") for t in ("gateway", "gateway+otel", "forwarder", "echo")},
         ("c=64", "gateway+otel x2"),
+        ("c=64 keyed", "gateway"),
+        ("c=64 keyed", "gateway+otel"),
         ("batch x100", "gateway"),
-        *{("c=256 @50ms", t) for t in ("gateway", "gateway+otel", "gateway+otel x2")},
+        *{("c=256 @50ms", t) for t in ("gateway", "gateway+otel", "gateway+otel x2", "forwarder")},
     }
+    # Every call answered: the loaders' JWT identified them, grants and quotas let them through.
     for row in doc["rows"]:
         assert row["rps"] > 0, row
         assert row["errors"] == 0, row
-    # One token per gateway process (4) and the direct loader's: the harness counts them.
-    assert doc["summary"]["token requests (want 5: one per gateway process, 4, and the direct loader's)"] == 5
-    assert "gateway+otel / echo throughput at c=64" in doc["summary"]
-    assert "SendBatch x100 / Send recipients per second (gateway)" in doc["summary"]
+    summary = doc["summary"]
+    # One token per upstream process: the harness counts them.
+    assert summary["token requests (want 6: 4 gateway processes, the forwarder, the direct loader)"] == 6
+    for ratio in (
+        "gateway / forwarder throughput at c=64",
+        "gateway+otel / forwarder throughput at c=64",
+        "gateway / forwarder CPU per call at c=64",
+        "gateway keyed / unkeyed CPU per call",
+        "telemetry cost at c=64 (share of throughput)",
+        "SendBatch x100 / Send recipients per second (gateway)",
+    ):
+        assert isinstance(summary[ratio], float), ratio
+        assert ratio in proc.stdout
+    assert set(summary["targets"]) >= {"gateway / forwarder >= 0.85 (telemetry off)", "telemetry cost <= 15 %"}
     assert (tmp_path / "smoke.png").stat().st_size > 0
-    assert "gateway+otel / echo throughput at c=64" in proc.stdout
