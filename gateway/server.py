@@ -230,7 +230,7 @@ def _authenticator(settings: Settings, clock: Clock) -> tuple[Authenticator, htt
             keys = KeySource(clock, jwt.jwks_file, jwt.jwks_url, jwt.jwks_refresh_s, http)
         except (OSError, ValueError) as exc:
             raise ConfigError("auth.jwt.jwks_file", f"not a readable JWKS document ({exc})") from None
-        return JwtAuth(jwt, keys), http
+        return JwtAuth(jwt, keys, clock), http
     return NoAuth(), None
 
 

@@ -17,6 +17,7 @@ from gateway.clock import Clock
 
 log = logging.getLogger(__name__)
 _MIN_REFETCH_S = 10.0  # an unknown kid triggers at most one fetch this often
+_RESTAT_S = 1.0  # the JWKS file is looked at this often (and at once for a kid it lacks)
 
 
 class KeySource:
@@ -30,6 +31,7 @@ class KeySource:
         self._file_keys: dict[str, jwt.PyJWK] = {}
         self._url_keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = -1e18
+        self._statted_at = -1e18
         self._lock = asyncio.Lock()
         if file is not None:
             self._load_file()  # at start: a JWKS that cannot be read stops start-up (ValueError)
@@ -44,10 +46,13 @@ class KeySource:
 
     async def key(self, kid: str | None) -> jwt.PyJWK | None:
         if self._file is not None:
-            try:
-                self._load_file()
-            except (OSError, ValueError):
-                log.warning("could not re-read the JWKS file; keeping the keys it had", exc_info=True)
+            now = self._clock.monotonic()
+            if now - self._statted_at >= _RESTAT_S or _pick(self._file_keys, kid) is None:
+                self._statted_at = now
+                try:
+                    self._load_file()
+                except (OSError, ValueError):
+                    log.warning("could not re-read the JWKS file; keeping the keys it had", exc_info=True)
         found = _pick(self._file_keys, kid)
         if found is not None or self._url is None:
             return found

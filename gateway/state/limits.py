@@ -38,6 +38,18 @@ def window_keys(limit: Limit, now: float) -> tuple[str, str, float]:
     return f"{limit.key}:{index}", f"{limit.key}:{index - 1}", now - index * limit.size
 
 
+def quota_keys(limits: Sequence[Limit], now: float) -> list[str]:
+    """Every counter `decide` may read for these limits at `now`, to fetch them in one go."""
+    keys: list[str] = []
+    for limit in limits:
+        if limit.kind == "rate":
+            keys.append(limit.key)
+        else:
+            current, previous, _ = window_keys(limit, now)
+            keys += (current, previous)
+    return keys
+
+
 def decide(
     limits: Sequence[Limit], now: float, read: Callable[[str], float]
 ) -> tuple[Refused | None, list[tuple[str, float, float]]]:

@@ -1,27 +1,34 @@
 """The embedded state store: one SQLite file shared by every worker of a host (WAL).
 
 Each call runs on the store's own thread, so a write waiting for another process's lock never
-blocks the event loop. A claim is one IMMEDIATE transaction (the write lock is taken before the
-read), which makes claim-or-read atomic across processes. Every few hundred transactions, expired
-rows of every table are dropped, so the file stays bounded by the TTLs.
+blocks the event loop. Calls that arrive together run together (group commit): one IMMEDIATE
+transaction per batch — the write lock taken before the first read, which keeps every
+read-then-write (a claim, a quota charge) atomic across processes —, each call inside its own
+savepoint so a failing one undoes only itself, and one wake-up of the event loop to hand back
+every result. Under load this is most of the store's cost saved: a commit and two thread
+switches per batch instead of per call. Every few hundred calls, expired rows of every table are
+dropped, so the file stays bounded by the TTLs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gateway.clock import Clock
-from gateway.state.limits import Limit, Refused, decide
+from gateway.state.limits import Limit, Refused, decide, quota_keys
 from gateway.state.store import Claim, Claimed, StoreUnavailable, done_record, owned_by, parse_record, pending_record
 
 T = TypeVar("T")
-_PURGE_EVERY = 500  # transactions
+_PURGE_EVERY = 500  # calls
+_MAX_BATCH = 256  # calls per transaction: bounds how long one batch holds the write lock
 _EXPIRING_TABLES = ("idempotency", "quota", "expiring", "lists")
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL NOT NULL)",
@@ -55,6 +62,95 @@ def _set_up(db: sqlite3.Connection, within_s: float) -> None:
             time.sleep(0.02)
 
 
+_Op = tuple[Callable[[sqlite3.Connection], Any], bool, asyncio.Future[Any]]
+
+
+class _Batcher:
+    """The thread that owns the connection and runs queued calls in batches."""
+
+    def __init__(self, db: sqlite3.Connection, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+        self._queue: deque[_Op] = deque()
+        self._ready = threading.Condition()
+        self._closing = False
+        self._since_purge = 0
+        self._thread = threading.Thread(target=self._serve, name="sqlite-store", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T], write: bool) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        with self._ready:
+            if self._closing:
+                raise sqlite3.ProgrammingError("the store is closed")
+            self._queue.append((fn, write, future))
+            if len(self._queue) == 1:
+                self._ready.notify()
+        return future
+
+    def close(self) -> None:
+        with self._ready:
+            self._closing = True
+            self._ready.notify()
+        self._thread.join()
+        self._db.close()
+
+    def _serve(self) -> None:
+        while True:
+            with self._ready:
+                while not self._queue and not self._closing:
+                    self._ready.wait()
+                if not self._queue:
+                    return
+                batch = [self._queue.popleft() for _ in range(min(len(self._queue), _MAX_BATCH))]
+            self._run(batch)
+
+    def _run(self, batch: list[_Op]) -> None:
+        db = self._db
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        write = any(op[1] for op in batch)
+        try:
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            self._since_purge += len(batch)
+            if write and self._since_purge >= _PURGE_EVERY:
+                self._since_purge = 0
+                now = self._clock.time()
+                for table in _EXPIRING_TABLES:
+                    db.execute(f"DELETE FROM {table} WHERE expires_at <= ?", (now,))  # noqa: S608
+            for fn, _, future in batch:
+                db.execute("SAVEPOINT call")
+                try:
+                    result = fn(db)
+                except Exception as exc:  # this call's own failure: undo it, keep the batch
+                    db.execute("ROLLBACK TO call")
+                    db.execute("RELEASE call")
+                    outcomes.append((future, None, exc))
+                    continue
+                db.execute("RELEASE call")
+                outcomes.append((future, result, None))
+            db.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:  # the transaction itself failed: every call fails
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            outcomes = [(future, None, exc) for _, _, future in batch]
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
+        for outcome in outcomes:
+            by_loop.setdefault(outcome[0].get_loop(), []).append(outcome)
+        for loop, done in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting any more
+                loop.call_soon_threadsafe(_deliver, done)
+
+
+def _deliver(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in outcomes:
+        if future.cancelled():
+            continue
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+
+
 class SqliteStore:
     backend = "sqlite"
 
@@ -63,36 +159,15 @@ class SqliteStore:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._clock = clock
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=busy_timeout_s)
-        _set_up(self._db, busy_timeout_s)
-        self._writes = 0  # transactions so far: every _PURGE_EVERY-th also drops expired rows
+        db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=busy_timeout_s)
+        _set_up(db, busy_timeout_s)
+        self._batcher = _Batcher(db, clock)
 
-    async def _run(self, fn: Callable[[], T]) -> T:
+    async def _call(self, fn: Callable[[sqlite3.Connection], T], write: bool = True) -> T:
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+            return await self._batcher.submit(fn, write)
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(self.backend, exc) from exc
-
-    def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[], T]:
-        self._writes += 1
-        purge = self._writes % _PURGE_EVERY == 0
-
-        def run() -> T:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if purge:
-                    now = self._clock.time()
-                    for table in _EXPIRING_TABLES:
-                        self._db.execute(f"DELETE FROM {table} WHERE expires_at <= ?", (now,))  # noqa: S608
-                result = fn(self._db)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-            return result
-
-        return run
 
     async def claim(self, key: str, fingerprint: bytes, token: bytes, lease_s: float) -> Claim:
         now = self._clock.time()
@@ -107,15 +182,13 @@ class SqliteStore:
             )
             return Claimed(token)
 
-        return await self._run(self._transaction(claim))
+        return await self._call(claim)
 
     async def complete(self, key: str, fingerprint: bytes, response: bytes, ttl_s: float) -> None:
         expires = self._clock.time() + ttl_s
-        await self._run(
-            lambda: self._db.execute(
-                "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?)",
-                (key, done_record(fingerprint, response), expires),
-            )
+        record = done_record(fingerprint, response)
+        await self._call(
+            lambda db: db.execute("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?)", (key, record, expires))
         )
 
     async def release(self, key: str, token: bytes) -> None:
@@ -124,7 +197,7 @@ class SqliteStore:
             if row is not None and owned_by(bytes(row[0]), token):
                 db.execute("DELETE FROM idempotency WHERE key = ?", (key,))
 
-        await self._run(self._transaction(release))
+        await self._call(release)
 
     async def renew(self, key: str, token: bytes, lease_s: float) -> bool:
         expires = self._clock.time() + lease_s
@@ -136,7 +209,7 @@ class SqliteStore:
             db.execute("UPDATE idempotency SET expires_at = ? WHERE key = ?", (expires, key))
             return True
 
-        return await self._run(self._transaction(renew))
+        return await self._call(renew)
 
     async def reserve_ids(self, count: int, floor: int) -> int:
         def reserve(db: sqlite3.Connection) -> int:
@@ -146,41 +219,44 @@ class SqliteStore:
             ).fetchone()
             return int(last) - count + 1
 
-        return await self._run(self._transaction(reserve))
+        return await self._call(reserve)
 
     async def take(self, limits: Sequence[Limit]) -> Refused | None:
         now = self._clock.time()
 
-        def take(db: sqlite3.Connection) -> Refused | None:
-            def read(key: str) -> float:
-                row = db.execute("SELECT value FROM quota WHERE key = ? AND expires_at > ?", (key, now)).fetchone()
-                return 0.0 if row is None else float(row[0])
+        keys = quota_keys(limits, now)
+        query = f"SELECT key, value FROM quota WHERE expires_at > ? AND key IN ({','.join('?' * len(keys))})"  # noqa: S608
 
-            refused, writes = decide(limits, now, read)
-            for key, value, ttl in writes:
-                db.execute("INSERT OR REPLACE INTO quota VALUES (?, ?, ?)", (key, value, now + ttl))
+        def take(db: sqlite3.Connection) -> Refused | None:
+            # Every counter this charge reads, in one statement.
+            values = {k: float(v) for k, v in db.execute(query, (now, *keys))}
+            refused, writes = decide(limits, now, lambda key: values.get(key, 0.0))
+            if writes:
+                db.executemany(
+                    "INSERT OR REPLACE INTO quota VALUES (?, ?, ?)", [(k, v, now + ttl) for k, v, ttl in writes]
+                )
             return refused
 
-        return await self._run(self._transaction(take))
+        return await self._call(take)
 
     async def get(self, namespace: str, key: str) -> bytes | None:
         now = self._clock.time()
 
-        def get() -> bytes | None:
-            row = self._db.execute("SELECT value FROM kv WHERE namespace = ? AND key = ?", (namespace, key)).fetchone()
+        def get(db: sqlite3.Connection) -> bytes | None:
+            row = db.execute("SELECT value FROM kv WHERE namespace = ? AND key = ?", (namespace, key)).fetchone()
             if row is None:
-                row = self._db.execute(
+                row = db.execute(
                     "SELECT value FROM expiring WHERE namespace = ? AND key = ? AND expires_at > ?",
                     (namespace, key, now),
                 ).fetchone()
             return None if row is None else bytes(row[0])
 
-        return await self._run(get)
+        return await self._call(get, write=False)
 
     async def put(self, namespace: str, key: str, value: bytes, ttl_s: float | None = None) -> None:
         if ttl_s is None:
-            await self._run(
-                lambda: self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (namespace, key, value))
+            await self._call(
+                lambda db: db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (namespace, key, value))
             )
             return
         expires = self._clock.time() + ttl_s
@@ -188,7 +264,7 @@ class SqliteStore:
         def put(db: sqlite3.Connection) -> None:
             db.execute("INSERT OR REPLACE INTO expiring VALUES (?, ?, ?, ?)", (namespace, key, value, expires))
 
-        await self._run(self._transaction(put))
+        await self._call(put)
 
     async def append(self, namespace: str, key: str, value: bytes, ttl_s: float, keep: int) -> None:
         expires = self._clock.time() + ttl_s
@@ -204,23 +280,22 @@ class SqliteStore:
                 (namespace, key, namespace, key, keep),
             )
 
-        await self._run(self._transaction(append))
+        await self._call(append)
 
     async def items(self, namespace: str, key: str) -> list[bytes]:
         now = self._clock.time()
 
-        def items() -> list[bytes]:
-            rows = self._db.execute(
+        def items(db: sqlite3.Connection) -> list[bytes]:
+            rows = db.execute(
                 "SELECT value FROM lists WHERE namespace = ? AND key = ? AND expires_at > ? ORDER BY seq",
                 (namespace, key, now),
             ).fetchall()
             return [bytes(r[0]) for r in rows]
 
-        return await self._run(items)
+        return await self._call(items, write=False)
 
     async def ping(self) -> None:
-        await self._run(lambda: self._db.execute("SELECT 1").fetchone())
+        await self._call(lambda db: db.execute("SELECT 1").fetchone(), write=False)
 
     async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._pool, self._db.close)
-        self._pool.shutdown(wait=True)
+        await asyncio.to_thread(self._batcher.close)

@@ -236,3 +236,37 @@ async def test_sqlite_drops_expired_rows_as_writes_go_by(tmp_path: Path) -> None
     with sqlite3.connect(path) as db:
         counts = [db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("idempotency", "expiring", "lists")]  # noqa: S608
     assert counts == [0, 0, 0]  # the file is bounded by the TTLs, not by what was ever written
+
+
+async def test_sqlite_runs_concurrent_calls_in_few_transactions_each_still_atomic(tmp_path: Path) -> None:
+    """Group commit: calls that arrive together share a transaction, yet each decides on what the
+    ones before it wrote (a window of 150 admits exactly 150 of 400 concurrent charges)."""
+    from gateway.state.limits import Limit
+    from gateway.state.sqlite_store import SqliteStore
+
+    store = SqliteStore(tmp_path / "state.sqlite3", SystemClock())
+    begins: list[str] = []
+    store._batcher._db.set_trace_callback(lambda sql: begins.append(sql) if sql.startswith("BEGIN") else None)
+    window = [Limit("project:p:minute", "window", 150, 60.0, "project:p:per_minute", "150 sends per minute")]
+    refusals = await asyncio.gather(*(store.take(window) for _ in range(400)))
+    assert sum(r is None for r in refusals) == 150
+    assert len(begins) < 400 / 4, len(begins)  # batched (the first call usually runs alone)
+    await store.close()
+
+
+async def test_sqlite_one_failing_call_in_a_batch_undoes_only_itself(tmp_path: Path) -> None:
+    from gateway.state.sqlite_store import SqliteStore
+
+    store = SqliteStore(tmp_path / "state.sqlite3", SystemClock())
+
+    def half_done_then_broken(db: Any) -> None:
+        db.execute("INSERT INTO kv VALUES ('n', 'broken', x'00')")
+        db.execute("SELECT * FROM no_such_table")
+
+    good = [store.put("n", f"k{i}", b"v") for i in range(50)]
+    outcomes = await asyncio.gather(*good[:25], store._call(half_done_then_broken), *good[25:], return_exceptions=True)
+    assert isinstance(outcomes[25], StoreUnavailable)
+    assert [o for i, o in enumerate(outcomes) if i != 25] == [None] * 50
+    assert await store.get("n", "broken") is None  # its first statement was undone with it
+    assert all([await store.get("n", f"k{i}") == b"v" for i in range(50)])
+    await store.close()
