@@ -22,13 +22,17 @@ from pathlib import Path
 from bench.run import BIN, ROOT, drive, features_config, free_port, start
 
 
-def _summarise(collapsed: Path, top: int) -> None:
+def _summarise(collapsed: Path, top: int, thread: str = "MainThread") -> None:
+    """Sums the samples of one thread (the event loop's, by default: where the calls' Python runs)."""
     self_t: collections.Counter[str] = collections.Counter()
     total_t: collections.Counter[str] = collections.Counter()
     modules: collections.Counter[str] = collections.Counter()
     samples = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
+        head, _, stack = stack.partition(";")  # "thread (tid): name"
+        if not head.endswith(f": {thread}"):
+            continue
         count = int(count_text)
         samples += count
         frames = stack.split(";")
@@ -43,7 +47,7 @@ def _summarise(collapsed: Path, top: int) -> None:
                 where = where.split(marker, 1)[1]
                 break
         modules[where.split("/")[0] if "/" in where else where] += count
-    print(f"{samples} samples")
+    print(f"{samples} samples of {thread}")
     for title, counter in (("by top-level module (self)", modules), ("self", self_t), ("total", total_t)):
         print(f"\n{title}:")
         for name, count in counter.most_common(top):
@@ -58,6 +62,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--native", action="store_true", help="include C frames (grpc core, sqlite, ...)")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--thread", default="MainThread", help="whose samples to sum (sqlite-store, ...)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="smartpush-profile-"))
     config, token = features_config(workdir)
@@ -90,7 +95,7 @@ def main() -> int:
         drive("grpc", address, 8, 2.0, token)  # warm: token, connections, message-id block
         name = f"profile-{'otel' if args.otel else 'off'}{'-keyed' if args.keyed else ''}.txt"
         out = ROOT / "bench" / "results" / name
-        spy = [str(BIN / "py-spy"), "record", "--format", "raw", "--rate", "200", "-o", str(out)]
+        spy = [str(BIN / "py-spy"), "record", "--format", "raw", "--rate", "250", "--threads", "-o", str(out)]
         spy += ["--duration", str(int(args.seconds)), "--pid", str(gateway.popen.pid)]
         spy += ["--native"] if args.native else []
         recorder = threading.Thread(target=subprocess.run, args=(spy,), kwargs={"capture_output": True}, daemon=True)
@@ -98,7 +103,7 @@ def main() -> int:
         latencies, errors, _ = drive("grpc", address, args.concurrency, args.seconds, token, args.keyed)
         recorder.join(60)
         print(f"{len(latencies) / args.seconds:.0f} sends/s, {errors} errors (under the profiler: slower than bench)")
-        _summarise(out, args.top)
+        _summarise(out, args.top, args.thread)
     finally:
         for p in reversed(procs):
             p.popen.terminate()

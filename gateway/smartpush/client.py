@@ -20,7 +20,7 @@ from smartpush.gateway.v1 import errors_pb2
 from gateway.clock import Clock
 from gateway.config import SmartPushSettings
 from gateway.errors import GatewayError
-from gateway.smartpush.http import Upstream
+from gateway.smartpush.http import Reply, Upstream
 from gateway.smartpush.retry import Failure, RetryPolicy, classify_attempt, parse_retry_after
 from gateway.smartpush.tokens import TokenProvider
 from gateway.telemetry import Telemetry
@@ -175,9 +175,7 @@ class SmartPushClient:
             )
             await self._clock.sleep(delay)
 
-    async def _bounded(
-        self, call: SendCall, body: bytes, remaining: float | None, sent: int
-    ) -> tuple[str, httpx.Response]:
+    async def _bounded(self, call: SendCall, body: bytes, remaining: float | None, sent: int) -> tuple[str, Reply]:
         """Token and POST within `remaining`; a drain that begins meanwhile tightens the bound."""
         timer = asyncio.timeout(remaining)
         self._timers.add(timer)
@@ -210,7 +208,7 @@ class SmartPushClient:
 
     async def _attempt(
         self, url: str, body: bytes, headers: dict[str, str], limits: httpx.Timeout, resend: int
-    ) -> httpx.Response:
+    ) -> Reply:
         """One HTTP attempt, as a CLIENT span (HTTP client semantic conventions) and a duration sample."""
         attrs = self._span_attrs.get(url)
         if attrs is None:
