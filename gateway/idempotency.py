@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import secrets
+import os
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -68,7 +68,7 @@ class Idempotency:
         wait = _POLL_FIRST_S
         give_up_at = deadline if deadline is not None else self._clock.monotonic() + self._lease
         while True:
-            claim = await self._store.claim(key, fp, secrets.token_bytes(TOKEN_BYTES), self._lease)
+            claim = await self._store.claim(key, fp, os.urandom(TOKEN_BYTES), self._lease)
             if isinstance(claim, Claimed):
                 break
             if claim.fingerprint != fp:
@@ -99,17 +99,17 @@ class Idempotency:
             task.exception()  # retrieved: a caller that left has no one else to re-raise it
 
     async def _own(self, key: str, token: bytes, fp: bytes, send: Callable[[], Awaitable[Response]]) -> Response:
-        keepalive = asyncio.create_task(self._keep_claim(key, token))
+        renewal = _Renewal(self, key, token)
         try:
             response = await send()
         except BaseException:
-            keepalive.cancel()
+            renewal.stop()
             try:
                 await self._store.release(key, token)
             except GatewayError:
                 log.warning("could not give up an idempotency key; it lapses with its lease", exc_info=True)
             raise
-        keepalive.cancel()
+        renewal.stop()
         try:
             await self._store.complete(key, fp, response.SerializeToString(), self._ttl)
         except GatewayError:
@@ -118,16 +118,12 @@ class Idempotency:
             log.error("sent but could not record the answer of an idempotency key", exc_info=True)
         return response
 
-    async def _keep_claim(self, key: str, token: bytes) -> None:
-        """Renew the claim while the send runs (a Retry-After may hold it long); if this process
-        dies the claim lapses within one lease and the key can be sent by another."""
-        while True:
-            await self._clock.sleep(self._lease / 3)
-            try:
-                if not await self._store.renew(key, token, self._lease):
-                    return
-            except GatewayError:
-                log.warning("could not renew an idempotency claim; retrying", exc_info=True)
+    async def _renew(self, key: str, token: bytes) -> bool:
+        try:
+            return await self._store.renew(key, token, self._lease)
+        except GatewayError:
+            log.warning("could not renew an idempotency claim; retrying", exc_info=True)
+            return True
 
     async def wait_idle(self, within_s: float) -> bool:
         """Wait for sends whose callers left (at shutdown)."""
@@ -135,3 +131,31 @@ class Idempotency:
             return True
         _, pending = await asyncio.wait(set(self._running), timeout=within_s)
         return not pending
+
+
+class _Renewal:
+    """Renews a claim every third of its lease while the send runs (a Retry-After may hold it
+    long); if this process dies the claim lapses within one lease and the key can be sent by
+    another. A timer, not a task: most sends end long before the first renewal is due, and then
+    all this costs is scheduling and cancelling one timer (on the event loop's clock)."""
+
+    __slots__ = ("_key", "_of", "_task", "_timer", "_token")
+
+    def __init__(self, of: Idempotency, key: str, token: bytes) -> None:
+        self._of, self._key, self._token = of, key, token
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(of._lease / 3, self._due)
+
+    def _due(self) -> None:
+        self._timer = None
+        self._task = asyncio.ensure_future(self._renew())
+
+    async def _renew(self) -> None:
+        if await self._of._renew(self._key, self._token):
+            self._timer = asyncio.get_running_loop().call_later(self._of._lease / 3, self._due)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._task is not None:
+            self._task.cancel()
