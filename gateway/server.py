@@ -10,11 +10,10 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import httpx
-from aiohttp import web
 from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # stubs lack aio
 from grpc_reflection.v1alpha import _async as reflection_aio
@@ -36,9 +35,7 @@ from gateway.api.smartapp_service import SmartAppServicer
 from gateway.api.template_service import TemplateServicer
 from gateway.auth.callers import Callers
 from gateway.auth.gate import Gate
-from gateway.auth.identity import Authenticator, JwtAuth, MtlsAuth, NoAuth
-from gateway.auth.jwks import KeySource
-from gateway.callback_receiver import start_receiver
+from gateway.auth.identity import Authenticator, MtlsAuth, NoAuth
 from gateway.clock import Clock, SystemClock
 from gateway.config import ConfigError, Settings
 from gateway.consent import ConsentStore, StoredConsent
@@ -56,6 +53,9 @@ from gateway.state import StateStore, open_store
 from gateway.state.message_ids import MessageIds
 from gateway.telemetry import Telemetry, build_telemetry
 from gateway.templates import TemplateRegistry
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +225,10 @@ def _authenticator(settings: Settings, clock: Clock) -> tuple[Authenticator, htt
     if mode == "jwt":
         jwt = settings.auth.jwt
         assert jwt is not None  # the settings check it
+        # Imported here: PyJWT and cryptography cost ~6 MB of every process that does not use them.
+        from gateway.auth.jwks import KeySource
+        from gateway.auth.jwt_auth import JwtAuth
+
         http = httpx.AsyncClient(timeout=5.0)  # the system trust store, not SmartPush's CA bundle
         try:
             keys = KeySource(clock, jwt.jwks_file, jwt.jwks_url, jwt.jwks_refresh_s, http)
@@ -297,6 +301,8 @@ async def start_gateway(
         raise ConfigError("listen", f"cannot listen on {settings.listen!r} (in use, or not an address here)") from None
     receiver = None
     if settings.callbacks.enabled:
+        from gateway.callback_receiver import start_receiver  # aiohttp's server side, only when used
+
         try:
             receiver, receiver_port = await start_receiver(statuses, settings.callbacks, telemetry)
         except OSError as exc:

@@ -6,7 +6,6 @@ import sqlite3
 
 from gateway.clock import Clock
 from gateway.config import ConfigError, StateSettings
-from gateway.state.redis_store import RedisStore
 from gateway.state.sqlite_store import SqliteStore
 from gateway.state.store import StateStore
 
@@ -22,6 +21,8 @@ def open_store(settings: StateSettings, clock: Clock) -> StateStore:
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError("state.sqlite_path", f"cannot open {str(settings.sqlite_path)!r} ({exc})") from None
     assert settings.redis_url is not None  # the settings check it
+    from gateway.state.redis_store import RedisStore  # redis-py: ~6 MB, only for replicas that use it
+
     try:
         return RedisStore(
             settings.redis_url.get_secret_value(),

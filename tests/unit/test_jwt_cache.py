@@ -11,8 +11,8 @@ import httpx
 import jwt
 import pytest
 
-from gateway.auth.identity import JwtAuth
 from gateway.auth.jwks import KeySource
+from gateway.auth.jwt_auth import JwtAuth
 from gateway.config import JwtSettings
 from gateway.errors import GatewayError
 from tests.jwts import AUDIENCE, ISSUER, Signer
