@@ -83,7 +83,7 @@ test: $(STAMP) $(TOOLS) $(CHECKOV) lint typecheck buf-lint buf-breaking check-ge
 
 # Ratios measured side by side in one run (bench/run.py); not part of `make test`.
 bench: $(STAMP)
-	$(BIN)/python -m bench.run --soak 120
+	$(BIN)/python -m bench.run --soak 300
 
 bench-smoke: $(STAMP)
 	$(BIN)/python -m bench.run --smoke --out bench/results

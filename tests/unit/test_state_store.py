@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -238,33 +239,81 @@ async def test_sqlite_drops_expired_rows_as_writes_go_by(tmp_path: Path) -> None
     assert counts == [0, 0, 0]  # the file is bounded by the TTLs, not by what was ever written
 
 
-async def test_sqlite_runs_concurrent_calls_in_few_transactions_each_still_atomic(tmp_path: Path) -> None:
-    """Group commit: calls that arrive together share a transaction, yet each decides on what the
-    ones before it wrote (a window of 150 admits exactly 150 of 400 concurrent charges)."""
+@contextlib.asynccontextmanager
+async def _write_lock_held(path: Path, seconds: float) -> AsyncIterator[None]:
+    """Another process's writer: holds the file's write lock for `seconds`, then lets go."""
+    import sqlite3
+
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    release = asyncio.get_running_loop().call_later(seconds, other.execute, "COMMIT")
+    try:
+        yield
+    finally:
+        release.cancel()
+        if other.in_transaction:
+            other.execute("COMMIT")
+        other.close()
+
+
+async def test_sqlite_calls_run_on_the_loop_and_exactly_charge_a_window(tmp_path: Path) -> None:
+    """Uncontended, each call is its own transaction on the loop's connection (none reaches the
+    store's thread); a window of 150 admits exactly 150 of 400 concurrent charges."""
     from gateway.state.limits import Limit
     from gateway.state.sqlite_store import SqliteStore
 
     store = SqliteStore(tmp_path / "state.sqlite3", SystemClock())
-    begins: list[str] = []
-    store._batcher._db.set_trace_callback(lambda sql: begins.append(sql) if sql.startswith("BEGIN") else None)
+    on_thread: list[str] = []
+    store._batcher._db.set_trace_callback(lambda sql: on_thread.append(sql) if sql.startswith("BEGIN") else None)
     window = [Limit("project:p:minute", "window", 150, 60.0, "project:p:per_minute", "150 sends per minute")]
     refusals = await asyncio.gather(*(store.take(window) for _ in range(400)))
     assert sum(r is None for r in refusals) == 150
-    assert len(begins) < 400 / 4, len(begins)  # batched (the first call usually runs alone)
+    assert on_thread == []
+    await store.close()
+
+
+async def test_sqlite_a_locked_file_never_blocks_the_loop_and_waiting_calls_commit_together(tmp_path: Path) -> None:
+    from gateway.state.limits import Limit
+    from gateway.state.sqlite_store import SqliteStore
+
+    path = tmp_path / "state.sqlite3"
+    store = SqliteStore(path, SystemClock())
+    on_thread: list[str] = []
+    store._batcher._db.set_trace_callback(lambda sql: on_thread.append(sql) if sql.startswith("BEGIN") else None)
+    window = [Limit("project:p:minute", "window", 150, 60.0, "project:p:per_minute", "150 sends per minute")]
+    ticks = 0
+
+    async def heartbeat() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    beating = asyncio.create_task(heartbeat())
+    async with _write_lock_held(path, 0.5):
+        refusals = await asyncio.gather(*(store.take(window) for _ in range(400)))
+    beating.cancel()
+    assert ticks >= 25  # the loop ran on while the calls waited for the lock
+    assert sum(r is None for r in refusals) == 150  # still exact
+    assert 0 < len(on_thread) < 400 / 4, len(on_thread)  # they waited on the thread, batched
     await store.close()
 
 
 async def test_sqlite_one_failing_call_in_a_batch_undoes_only_itself(tmp_path: Path) -> None:
     from gateway.state.sqlite_store import SqliteStore
 
-    store = SqliteStore(tmp_path / "state.sqlite3", SystemClock())
+    path = tmp_path / "state.sqlite3"
+    store = SqliteStore(path, SystemClock())
 
     def half_done_then_broken(db: Any) -> None:
         db.execute("INSERT INTO kv VALUES ('n', 'broken', x'00')")
         db.execute("SELECT * FROM no_such_table")
 
-    good = [store.put("n", f"k{i}", b"v") for i in range(50)]
-    outcomes = await asyncio.gather(*good[:25], store._call(half_done_then_broken), *good[25:], return_exceptions=True)
+    async with _write_lock_held(path, 0.3):  # so all of them queue on the thread and share a batch
+        good = [store.put("n", f"k{i}", b"v") for i in range(50)]
+        outcomes = await asyncio.gather(
+            *good[:25], store._call(half_done_then_broken), *good[25:], return_exceptions=True
+        )
     assert isinstance(outcomes[25], StoreUnavailable)
     assert [o for i, o in enumerate(outcomes) if i != 25] == [None] * 50
     assert await store.get("n", "broken") is None  # its first statement was undone with it
