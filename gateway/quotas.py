@@ -9,6 +9,7 @@ caller from spending them for all, and refuse before SmartPush answers 1014/1018
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 
 from smartpush.gateway.v1 import errors_pb2
 
@@ -21,60 +22,78 @@ from gateway.state.store import StateStore
 _WINDOWS = (("minute", 60.0), ("hour", 3600.0), ("day", 86400.0))
 
 
-def _windows(scope: str, limits: WindowLimits, user: str) -> list[Limit]:
+def _overall(scope: str, limits: WindowLimits) -> list[Limit]:
     out = []
     for name, seconds in _WINDOWS:
         overall = getattr(limits, f"per_{name}")
         if overall:
-            out.append(
-                Limit(
-                    f"{scope}:{name}", "window", overall, seconds, f"{scope}:per_{name}", f"{overall} sends per {name}"
-                )
-            )
+            subject, text = f"{scope}:per_{name}", f"{overall} sends per {name}"
+            out.append(Limit(f"{scope}:{name}", "window", overall, seconds, subject, text))
+    return out
+
+
+def _per_user(scope: str, limits: WindowLimits, user: str) -> list[Limit]:
+    out = []
+    for name, seconds in _WINDOWS:
         per_user = getattr(limits, f"per_user_per_{name}")
         if per_user:
-            out.append(
-                Limit(
-                    f"{scope}:user:{user}:{name}",
-                    "window",
-                    per_user,
-                    seconds,
-                    f"{scope}:per_user_per_{name}",
-                    f"{per_user} sends per {name} to one user",
-                )
-            )
+            subject, text = f"{scope}:per_user_per_{name}", f"{per_user} sends per {name} to one user"
+            out.append(Limit(f"{scope}:user:{user}:{name}", "window", per_user, seconds, subject, text))
     return out
+
+
+_CACHED = 1024  # (caller, profile, project) combinations whose fixed limits are kept built
 
 
 class Quotas:
     def __init__(self, settings: QuotaSettings, store: StateStore) -> None:
         self._settings = settings
         self._store = store
+        # The limits that do not depend on the user, built once per combination (bounded, oldest out).
+        self._fixed: OrderedDict[tuple[str, str, str], tuple[list[Limit], list[tuple[str, WindowLimits]]]] = (
+            OrderedDict()
+        )
 
-    def limits(self, caller: Caller, profile: str, project: str, sub: str) -> list[Limit]:
-        out: list[Limit] = []
+    def _fixed_limits(
+        self, caller: Caller, profile: str, project: str
+    ) -> tuple[list[Limit], list[tuple[str, WindowLimits]]]:
+        key = (caller.name, profile, project)
+        found = self._fixed.get(key)
+        if found is not None:
+            self._fixed.move_to_end(key)
+            return found
+        fixed: list[Limit] = []
         rate = caller.grants.rate if caller.grants is not None else None
         if rate is not None:
-            out.append(
+            description = f"{rate.per_second:g} sends per second, burst {rate.burst}"
+            fixed.append(
                 Limit(
-                    f"caller:{caller.name}",
-                    "rate",
-                    rate.per_second,
-                    rate.burst,
-                    f"caller:{caller.name}",
-                    f"{rate.per_second:g} sends per second, burst {rate.burst}",
+                    f"caller:{caller.name}", "rate", rate.per_second, rate.burst, f"caller:{caller.name}", description
                 )
             )
+        per_user: list[tuple[str, WindowLimits]] = []
         profile_limits = self._settings.profiles.get(profile)
         project_limits = self._settings.projects.get(project) or self._settings.projects.get("*")
-        if profile_limits is None and project_limits is None:
-            return out  # the usual case without windows: no hashing on every send
+        for scope, limits in ((f"profile:{profile}", profile_limits), (f"project:{project}", project_limits)):
+            if limits is not None:
+                fixed += _overall(scope, limits)
+                per_user.append((scope, limits))
+        found = self._fixed[key] = (fixed, per_user)
+        if len(self._fixed) > _CACHED:
+            self._fixed.popitem(last=False)
+        return found
+
+    def limits(self, caller: Caller, profile: str, project: str, sub: str) -> list[Limit]:
+        fixed, per_user = self._fixed_limits(caller, profile, project)
+        if not any(
+            limits.per_user_per_minute or limits.per_user_per_hour or limits.per_user_per_day for _, limits in per_user
+        ):
+            return fixed  # no per-user window: no hashing on every send
         # The store sees a hash of the sub, never the sub.
         user = hashlib.sha256(f"{project}\0{sub}".encode()).hexdigest()[:32]
-        if profile_limits is not None:
-            out += _windows(f"profile:{profile}", profile_limits, user)
-        if project_limits is not None:
-            out += _windows(f"project:{project}", project_limits, user)
+        out = list(fixed)
+        for scope, limits in per_user:
+            out += _per_user(scope, limits, user)
         return out
 
     async def charge(self, caller: Caller, profile: str, project: str, sub: str) -> None:
