@@ -82,9 +82,12 @@ class Forwarder(push_service_pb2_grpc.PushServiceServicer):
 
 async def main(listen: str, upstream: str, client_id: str, secret: str) -> None:
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
-    oauth = {"RqUID": str(uuid.uuid4()), "Content-Type": "application/x-www-form-urlencoded"}
-    auth = aiohttp.BasicAuth(client_id, secret)
-    async with http.post(f"{upstream}/api/v2/oauth", data=b"scope=SMART_PUSH", headers=oauth, auth=auth) as r:
+    oauth = {
+        "RqUID": str(uuid.uuid4()),
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Authorization": aiohttp.encode_basic_auth(client_id, secret),
+    }
+    async with http.post(f"{upstream}/api/v2/oauth", data=b"scope=SMART_PUSH", headers=oauth) as r:
         token = (await r.json())["access_token"]
     server = grpc.aio.server()
     forwarder = Forwarder(http, f"{upstream}/api/v2/smartpush/apprequest", token)

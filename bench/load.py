@@ -81,9 +81,9 @@ async def _http(base: str, concurrency: int, duration: float) -> dict[str, Any]:
     body = wire.encode(wire.extended_request(REQUEST, WireSettings(), 1))
     creds = ProfileSettings(client_id=DEMO_CLIENT_ID, secret=DEMO_SECRET)  # type: ignore[arg-type]
     async with aiohttp.ClientSession() as http:
-        auth = aiohttp.BasicAuth(creds.client_id, creds.resolve_secret())
         headers = {"RqUID": "6f1d5a0e-5b7e-4c35-9d1e-1d2b3c4d5e6f", "Content-Type": "application/x-www-form-urlencoded"}
-        async with http.post(f"{base}/api/v2/oauth", data=b"scope=SMART_PUSH", headers=headers, auth=auth) as r:
+        headers["Authorization"] = aiohttp.encode_basic_auth(creds.client_id, creds.resolve_secret())
+        async with http.post(f"{base}/api/v2/oauth", data=b"scope=SMART_PUSH", headers=headers) as r:
             token = (await r.json())["access_token"]
         send_headers = {
             "Authorization": f"Bearer {token}",

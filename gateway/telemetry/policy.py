@@ -63,10 +63,13 @@ class SubHasher:
     With no configured salt, a random one per process (hashes do not link across restarts)."""
 
     def __init__(self, salt: str | None = None) -> None:
-        self._key = (salt or secrets.token_hex(16)).encode()
+        # Keyed once: each call copies the keyed state instead of deriving the key pads again.
+        self._keyed = hmac.new((salt or secrets.token_hex(16)).encode(), digestmod=hashlib.sha256)
 
     def __call__(self, sub: str) -> str:
-        return hmac.new(self._key, sub.encode(), hashlib.sha256).hexdigest()[:24]
+        mac = self._keyed.copy()
+        mac.update(sub.encode())
+        return mac.hexdigest()[:24]
 
 
 _INDEX = re.compile(r'\[(\d+|"[^"]*")\]')
