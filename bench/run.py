@@ -101,6 +101,29 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def median_row(rows: list[Row]) -> Row:
+    """One row from several rounds of the same measurement: the median of each figure."""
+    first = rows[0]
+
+    def med(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return statistics.median(known) if known else None
+
+    row = Row(
+        first.scenario,
+        first.target,
+        first.concurrency,
+        statistics.median(r.rps for r in rows),
+        statistics.median(r.p50_ms for r in rows),
+        statistics.median(r.p99_ms for r in rows),
+        sum(r.errors for r in rows),
+        med([r.cpu_us_per_call for r in rows]),
+        max((r.rss_mb for r in rows if r.rss_mb is not None), default=None),
+    )
+    row.extra["rounds"] = [round(r.rps) for r in rows]
+    return row
+
+
 def features_config(directory: Path) -> tuple[Path, str]:
     """The gateways' configuration with identity, grants and quotas in place, and a caller's token.
 
@@ -205,6 +228,7 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="a few seconds, to prove the harness runs")
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
     parser.add_argument("--soak", type=float, default=0.0, help="also run keyed sends at c=64 this long, sampling RSS")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the compared rows (medians)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     duration = 1.0 if args.smoke else args.duration
@@ -274,13 +298,22 @@ def main() -> int:
         rows.append(measure("c=1", None, "http", emulator_url, 1, duration))
         for p in (off, on, forwarder, echo):
             rows.append(measure("c=1", p, "grpc", p.address, 1, duration, token))
-        for p in (off, on, on2, forwarder, echo):
-            rows.append(measure("c=64", p, "grpc", p.address, c64, duration, token))
-        # Every send with its own idempotency key: claimed and recorded in the SQLite store.
-        for p in (off, on):
-            rows.append(measure("c=64 keyed", p, "grpc", p.address, c64, duration, token, keyed=True))
-        # SendBatch of 100 beside Send, in recipients per second of the same gateway process.
-        rows.append(measure("batch x100", off, "batch", off.address, 2 if args.smoke else 8, duration, token))
+        # The rows the ratios compare, measured in interleaved rounds and reported as medians: this
+        # machine's speed drifts by tens of percent over minutes, and a ratio of two rows measured
+        # minutes apart would carry that drift. Keyed: every send with its own idempotency key,
+        # claimed and recorded in the SQLite store. Batch: SendBatch of 100, in recipients per second.
+        compared = [
+            *(("c=64", p, "grpc", False) for p in (off, on, on2, forwarder, echo)),
+            *(("c=64 keyed", p, "grpc", True) for p in (off, on)),
+            ("batch x100", off, "batch", False),
+        ]
+        rounds: dict[tuple[str, str], list[Row]] = {}
+        for _ in range(1 if args.smoke else args.rounds):
+            for scenario, p, mode, keyed in compared:
+                c = (2 if args.smoke else 8) if mode == "batch" else c64
+                row = measure(scenario, p, mode, p.address, c, duration, token, keyed)
+                rounds.setdefault((scenario, p.name), []).append(row)
+        rows += [median_row(measured) for measured in rounds.values()]
         slow_c, rtt = (16, 0.05) if args.smoke else (256, 0.05)
         httpx.put(f"{emulator_url}/_emulator/faults", json={"latency_ms": rtt * 1000}).raise_for_status()
         for p in (off, on, on2, forwarder):
@@ -394,7 +427,8 @@ def print_table(rows: list[Row], summary: dict[str, Any]) -> None:
         cpu = f"{r.cpu_us_per_call:.0f}" if r.cpu_us_per_call is not None else "-"
         rss = f"{r.rss_mb:.0f}" if r.rss_mb is not None else "-"
         line = f"{r.scenario:<13}{r.target:<17}{r.concurrency:>5}{r.rps:>9.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
-        print(f"{line}{cpu:>13}{rss:>8}{r.errors:>5}")
+        spread = "  rounds: " + "/".join(map(str, r.extra["rounds"])) if len(r.extra.get("rounds", ())) > 1 else ""
+        print(f"{line}{cpu:>13}{rss:>8}{r.errors:>5}{spread}")
     for k, v in summary.items():
         if isinstance(v, dict):
             print(f"  {k}:")
