@@ -25,13 +25,18 @@ class Echo(push_service_pb2_grpc.PushServiceServicer):
         return push_service_pb2.SendBatchResponse(results=[item] * len(request.requests))
 
 
-async def main(listen: str) -> None:
+async def serve(servicer: push_service_pb2_grpc.PushServiceServicer, listen: str) -> None:
+    """A bare grpc.aio server for one PushService; says `ready` on stdout, runs until killed."""
     server = grpc.aio.server()
-    push_service_pb2_grpc.add_PushServiceServicer_to_server(Echo(), server)
+    push_service_pb2_grpc.add_PushServiceServicer_to_server(servicer, server)
     server.add_insecure_port(listen)
     await server.start()
     print("ready", flush=True)
     await server.wait_for_termination()
+
+
+async def main(listen: str) -> None:
+    await serve(Echo(), listen)
 
 
 if __name__ == "__main__":

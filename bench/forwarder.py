@@ -19,6 +19,8 @@ import orjson
 import uvloop
 from smartpush.gateway.v1 import delivery_pb2, push_service_pb2, push_service_pb2_grpc
 
+from bench.echo import serve
+
 MODES = {v.number: v.name.removeprefix("DELIVERY_MODE_") for v in delivery_pb2.DeliveryMode.DESCRIPTOR.values}
 SURFACES = {v.number: v.name.removeprefix("SURFACE_") for v in delivery_pb2.Surface.DESCRIPTOR.values}
 SURFACE_NUMBERS = {name: delivery_pb2.Surface.Value(f"SURFACE_{name}") for name in SURFACES.values()}
@@ -89,13 +91,7 @@ async def main(listen: str, upstream: str, client_id: str, secret: str) -> None:
     }
     async with http.post(f"{upstream}/api/v2/oauth", data=b"scope=SMART_PUSH", headers=oauth) as r:
         token = (await r.json())["access_token"]
-    server = grpc.aio.server()
-    forwarder = Forwarder(http, f"{upstream}/api/v2/smartpush/apprequest", token)
-    push_service_pb2_grpc.add_PushServiceServicer_to_server(forwarder, server)
-    server.add_insecure_port(listen)
-    await server.start()
-    print("ready", flush=True)
-    await server.wait_for_termination()
+    await serve(Forwarder(http, f"{upstream}/api/v2/smartpush/apprequest", token), listen)
 
 
 if __name__ == "__main__":
