@@ -74,9 +74,10 @@ async def test_a_token_is_verified_once_then_remembered(tmp_path: Path, verifica
 async def test_a_remembered_token_still_expires(tmp_path: Path, verifications: list[str]) -> None:
     signer, clock = Signer(tmp_path), Clock()
     auth = _auth(tmp_path, signer, clock, leeway_s=0.0)
-    token = signer.token("billing", lifetime_s=1.2)
+    token = signer.token("billing", lifetime_s=2)  # exp in whole seconds: at least 1 s ahead
     assert (await auth.identify(Context(token))).names == ("billing",)
-    await asyncio.sleep(1.3)  # real time: PyJWT reads the wall clock
+    exp = jwt.decode(token, options={"verify_signature": False})["exp"]
+    await asyncio.sleep(max(0.0, exp - time.time()) + 0.05)  # real time: PyJWT reads the wall clock
     with pytest.raises(GatewayError, match="expired"):
         await auth.identify(Context(token))
 
