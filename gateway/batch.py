@@ -62,14 +62,15 @@ class BatchSender:
     async def _item(
         self, request: push_service_pb2.SendRequest, deadline: float | None, gate: asyncio.Semaphore
     ) -> push_service_pb2.SendBatchResult:
-        rq_uid = self._sender.rq_uid(request)
+        key = self._sender.key(request)
+        rq_uid = key.rq_uid
         async with gate:
             left = None if deadline is None else deadline - self._clock.monotonic()
             if left is not None and left <= 0:
                 return push_service_pb2.SendBatchResult(status=_out_of_time(rq_uid, bool(request.idempotency_key)))
             try:
                 async with asyncio.timeout(left):
-                    response = await self._sender.send(request, rq_uid, deadline)
+                    response = await self._sender.send(request, key, deadline)
             except TimeoutError:
                 return push_service_pb2.SendBatchResult(status=_out_of_time(rq_uid, bool(request.idempotency_key)))
             except GatewayError as err:

@@ -18,6 +18,7 @@ import logging
 import os
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from smartpush.gateway.v1 import errors_pb2, push_service_pb2
 
@@ -35,9 +36,20 @@ def scoped_key(profile: str, project_id: str, key: str) -> str:
     return f"{profile}\0{project_id}\0{key}"
 
 
-def rq_uid_for(scoped: str) -> str:
-    """A stable uuid4-shaped RqUID for a key, so SmartPush sees the same id on a repeated call."""
-    return str(uuid.UUID(bytes=hashlib.sha256(scoped.encode()).digest()[:16], version=4))
+@dataclass(frozen=True, slots=True)
+class SendKey:
+    """A send's RqUID and, when it has an idempotency key, its key in the state store."""
+
+    rq_uid: str
+    store_key: str | None = None
+
+
+def send_key(scoped: str) -> SendKey:
+    """Both from one hash of the scoped key: a stable uuid4-shaped RqUID, so SmartPush sees the same
+    id on a repeated call, and the store key (the store sees a hash: keys are the caller's text,
+    with profile and project in them)."""
+    digest = hashlib.sha256(scoped.encode()).digest()
+    return SendKey(str(uuid.UUID(bytes=digest[:16], version=4)), digest.hex())
 
 
 def fingerprint(req: push_service_pb2.SendRequest) -> bytes:
@@ -61,10 +73,9 @@ class Idempotency:
         self._running: set[asyncio.Task[Response]] = set()
 
     async def run(
-        self, scoped: str, fp: bytes, deadline: float | None, send: Callable[[], Awaitable[Response]]
+        self, key: str, fp: bytes, deadline: float | None, send: Callable[[], Awaitable[Response]]
     ) -> Response:
-        # The store sees a hash: keys are the caller's text, with profile and project in them.
-        key = hashlib.sha256(scoped.encode()).hexdigest()
+        """Send once per `key` (a SendKey's store key) across every process, or replay its answer."""
         wait = _POLL_FIRST_S
         give_up_at = deadline if deadline is not None else self._clock.monotonic() + self._lease
         while True:

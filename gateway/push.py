@@ -16,7 +16,7 @@ from gateway.config import Settings
 from gateway.consent import ConsentStore, require_consent
 from gateway.delivery_status import DeliveryStatuses
 from gateway.errors import GatewayError, invalid_argument
-from gateway.idempotency import Idempotency, fingerprint, rq_uid_for, scoped_key
+from gateway.idempotency import Idempotency, SendKey, fingerprint, scoped_key, send_key
 from gateway.quotas import Quotas
 from gateway.shedding import UpstreamSlots
 from gateway.smartpush import wire
@@ -64,10 +64,11 @@ class PushSender:
         self._clock = clock
         self._message_ids = message_ids
 
-    def rq_uid(self, req: SendRequest) -> str:
+    def key(self, req: SendRequest) -> SendKey:
+        """The send's RqUID (and store key, when it has an idempotency key), made once per send."""
         if req.idempotency_key:
-            return rq_uid_for(self._idempotency_scope(req))
-        return str(uuid.uuid4())
+            return send_key(self._idempotency_scope(req))
+        return SendKey(str(uuid.uuid4()))
 
     def _idempotency_scope(self, req: SendRequest) -> str:
         who = req.credentials.client_id if req.HasField("credentials") else self._routes.resolve_name(req)
@@ -75,7 +76,8 @@ class PushSender:
         caller = current_caller()
         return scoped_key(f"{caller.name}\0{who}", req.project_id, req.idempotency_key)
 
-    async def send(self, req: SendRequest, rq_uid: str, deadline: float | None) -> SendResponse:
+    async def send(self, req: SendRequest, key: SendKey, deadline: float | None) -> SendResponse:
+        rq_uid = key.rq_uid
         span = trace.get_current_span()
         if span.is_recording():
             span.set_attributes(self._attributes(req, rq_uid))
@@ -113,7 +115,8 @@ class PushSender:
 
         if not keyed:
             return await deliver()
-        return await self._idempotency.run(self._idempotency_scope(req), fingerprint(req), deadline, deliver)
+        assert key.store_key is not None  # keyed: made by send_key
+        return await self._idempotency.run(key.store_key, fingerprint(req), deadline, deliver)
 
     async def _check(self, req: SendRequest) -> Rendered | None:
         """Every rule that needs no upstream call: fields, the template registry, consent."""

@@ -30,14 +30,15 @@ class PushServicer(push_service_pb2_grpc.PushServiceServicer):
     ) -> push_service_pb2.SendResponse:
         deadline = self._deadline(context)
         call = current_call()
-        call.rq_uid = self._sender.rq_uid(request)
+        key = self._sender.key(request)
+        call.rq_uid = key.rq_uid
         call.fields.update(
             profile="inline" if request.HasField("credentials") else (request.profile or "default"),
             template_id=request.delivery.template_content.id[:64],
             surfaces=[SURFACE_TO_WIRE.get(d.surface, str(d.surface)) for d in request.delivery.destinations[:8]],
             validate_only=request.validate_only,
         )
-        response = await self._sender.send(request, call.rq_uid, deadline)
+        response = await self._sender.send(request, key, deadline)
         call.fields.update(status_codes=[r.status_code for r in response.results], replayed=response.replayed)
         return response
 

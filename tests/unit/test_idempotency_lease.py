@@ -8,7 +8,7 @@ from pathlib import Path
 from smartpush.gateway.v1 import push_service_pb2
 
 from gateway.clock import SystemClock
-from gateway.idempotency import Idempotency
+from gateway.idempotency import Idempotency, send_key
 from gateway.state.sqlite_store import SqliteStore
 from gateway.state.store import Busy, Claimed, Replay
 
@@ -20,16 +20,14 @@ async def test_a_running_send_keeps_its_claim_past_the_lease(tmp_path: Path) -> 
     # Two processes' views of one store file.
     ours, theirs = (SqliteStore(tmp_path / "state.sqlite3", SystemClock()) for _ in range(2))
     idempotency = Idempotency(ours, SystemClock(), ttl_s=60, lease_s=LEASE_S)
-    key = "k"  # Idempotency hashes the scoped key; the other side looks under the same hash
-    import hashlib
-
-    stored = hashlib.sha256(key.encode()).hexdigest()
+    stored = send_key("caller\0profile\0project\0k").store_key
+    assert stored is not None
 
     async def slow_send() -> push_service_pb2.SendResponse:
         await asyncio.sleep(4 * LEASE_S)
         return push_service_pb2.SendResponse(rq_uid="r")
 
-    sending = asyncio.create_task(idempotency.run(key, FP, None, slow_send))
+    sending = asyncio.create_task(idempotency.run(stored, FP, None, slow_send))
     seen = []
     for _ in range(6):  # across four leases: always someone else's claim, never free
         await asyncio.sleep(LEASE_S / 2)
