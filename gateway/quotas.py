@@ -22,24 +22,23 @@ from gateway.state.store import StateStore
 _WINDOWS = (("minute", 60.0), ("hour", 3600.0), ("day", 86400.0))
 
 
-def _overall(scope: str, limits: WindowLimits) -> list[Limit]:
+def _windows(scope: str, limits: WindowLimits, user: str | None = None) -> list[Limit]:
+    """The overall windows of a scope, or (given a user's hash) its per-user ones."""
     out = []
     for name, seconds in _WINDOWS:
-        overall = getattr(limits, f"per_{name}")
-        if overall:
-            subject, text = f"{scope}:per_{name}", f"{overall} sends per {name}"
-            out.append(Limit(f"{scope}:{name}", "window", overall, seconds, subject, text))
+        if user is None:
+            allowed, key = getattr(limits, f"per_{name}"), f"{scope}:{name}"
+            subject, text = f"{scope}:per_{name}", f"{allowed} sends per {name}"
+        else:
+            allowed, key = getattr(limits, f"per_user_per_{name}"), f"{scope}:user:{user}:{name}"
+            subject, text = f"{scope}:per_user_per_{name}", f"{allowed} sends per {name} to one user"
+        if allowed:
+            out.append(Limit(key, "window", allowed, seconds, subject, text))
     return out
 
 
-def _per_user(scope: str, limits: WindowLimits, user: str) -> list[Limit]:
-    out = []
-    for name, seconds in _WINDOWS:
-        per_user = getattr(limits, f"per_user_per_{name}")
-        if per_user:
-            subject, text = f"{scope}:per_user_per_{name}", f"{per_user} sends per {name} to one user"
-            out.append(Limit(f"{scope}:user:{user}:{name}", "window", per_user, seconds, subject, text))
-    return out
+def _has_user_windows(limits: WindowLimits) -> bool:
+    return bool(limits.per_user_per_minute or limits.per_user_per_hour or limits.per_user_per_day)
 
 
 _CACHED = 1024  # (caller, profile, project) combinations whose fixed limits are kept built
@@ -76,8 +75,9 @@ class Quotas:
         project_limits = self._settings.projects.get(project) or self._settings.projects.get("*")
         for scope, limits in ((f"profile:{profile}", profile_limits), (f"project:{project}", project_limits)):
             if limits is not None:
-                fixed += _overall(scope, limits)
-                per_user.append((scope, limits))
+                fixed += _windows(scope, limits)
+                if _has_user_windows(limits):
+                    per_user.append((scope, limits))
         found = self._fixed[key] = (fixed, per_user)
         if len(self._fixed) > _CACHED:
             self._fixed.popitem(last=False)
@@ -85,15 +85,13 @@ class Quotas:
 
     def limits(self, caller: Caller, profile: str, project: str, sub: str) -> list[Limit]:
         fixed, per_user = self._fixed_limits(caller, profile, project)
-        if not any(
-            limits.per_user_per_minute or limits.per_user_per_hour or limits.per_user_per_day for _, limits in per_user
-        ):
+        if not per_user:
             return fixed  # no per-user window: no hashing on every send
         # The store sees a hash of the sub, never the sub.
         user = hashlib.sha256(f"{project}\0{sub}".encode()).hexdigest()[:32]
         out = list(fixed)
         for scope, limits in per_user:
-            out += _per_user(scope, limits, user)
+            out += _windows(scope, limits, user)
         return out
 
     async def charge(self, caller: Caller, profile: str, project: str, sub: str) -> None:

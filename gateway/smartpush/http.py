@@ -61,11 +61,12 @@ class Upstream:
 
     def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
         self.transport = transport
+        self._aiohttp = transport if isinstance(transport, AiohttpTransport) else None
         self._urls: dict[str, httpx.URL] = {}
 
     async def post(self, url: str, body: bytes, headers: dict[str, str], limits: httpx.Timeout) -> Reply:
-        if isinstance(self.transport, AiohttpTransport):
-            return await self._post_aiohttp(self.transport, url, body, headers, limits)
+        if self._aiohttp is not None:
+            return await self._post_aiohttp(self._aiohttp, url, body, headers, limits)
         parsed = self._urls.get(url)
         if parsed is None:
             parsed = self._urls[url] = httpx.URL(url)
