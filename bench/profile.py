@@ -19,7 +19,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from bench.run import BIN, ROOT, drive, features_config, free_port, start
+from bench.run import BIN, ROOT, drive, features_config, free_port, gateway_env, start
 
 
 def _summarise(collapsed: Path, top: int, thread: str = "MainThread") -> None:
@@ -68,20 +68,8 @@ def main() -> int:
     config, token = features_config(workdir)
     ports = {k: free_port() for k in ("emulator", "gateway", "sink", "sink_grpc")}
     emulator_url = f"http://127.0.0.1:{ports['emulator']}"
-    env = {
-        "SMARTPUSH_GATEWAY_SMARTPUSH__BASE_URL": emulator_url,
-        "SMARTPUSH_GATEWAY_PROFILES__DEFAULT__CLIENT_ID": "demo-client",
-        "SMARTPUSH_GATEWAY_PROFILES__DEFAULT__SECRET": "demo-secret",
-        "SMARTPUSH_GATEWAY_LOG_FORMAT": "json",
-        "SMARTPUSH_GATEWAY_STATE__SQLITE_PATH": str(workdir / "state.sqlite3"),
-        "MALLOC_ARENA_MAX": "2",
-    }
-    if args.otel:
-        env |= {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{ports['sink_grpc']}",
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
-            "OTEL_TRACES_SAMPLER": "always_on",
-        }
+    env = gateway_env(emulator_url, otlp_port=ports["sink_grpc"] if args.otel else None)
+    env["SMARTPUSH_GATEWAY_STATE__SQLITE_PATH"] = str(workdir / "state.sqlite3")
     procs = []
     try:
         sink = ["-m", "bench.otlp_sink", "--port", str(ports["sink"]), "--grpc-port", str(ports["sink_grpc"])]

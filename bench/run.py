@@ -101,6 +101,27 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def gateway_env(emulator_url: str, otlp_port: int | None = None) -> dict[str, str]:
+    """A bench gateway's environment: the emulator's demo profile, JSON logs, the image's malloc
+    arenas; with `otlp_port`, telemetry on at full sampling to that sink."""
+    env = {
+        "SMARTPUSH_GATEWAY_SMARTPUSH__BASE_URL": emulator_url,
+        "SMARTPUSH_GATEWAY_PROFILES__DEFAULT__CLIENT_ID": "demo-client",
+        "SMARTPUSH_GATEWAY_PROFILES__DEFAULT__SECRET": "demo-secret",
+        "SMARTPUSH_GATEWAY_LOG_FORMAT": "json",
+        "MALLOC_ARENA_MAX": "2",  # as deploy/Dockerfile sets it
+    }
+    if otlp_port is not None:
+        # OTLP/gRPC, as deploy/k8s and deploy/docker-compose.yml export (http/protobuf: the same CPU
+        # per call, ~4 MB more RSS for the requests stack the SDK's HTTP exporter brings).
+        env |= {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_port}",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+            "OTEL_TRACES_SAMPLER": "always_on",
+        }
+    return env
+
+
 def median_row(rows: list[Row]) -> Row:
     """One row from several rounds of the same measurement: the median of each figure."""
     first = rows[0]
@@ -237,21 +258,8 @@ def main() -> int:
     emulator_url = f"http://127.0.0.1:{ports['emulator']}"
     workdir = Path(tempfile.mkdtemp(prefix="smartpush-bench-"))
     config, token = features_config(workdir)
-    base_env = {
-        "SMARTPUSH_GATEWAY_SMARTPUSH__BASE_URL": emulator_url,
-        "SMARTPUSH_GATEWAY_PROFILES__DEFAULT__CLIENT_ID": "demo-client",
-        "SMARTPUSH_GATEWAY_PROFILES__DEFAULT__SECRET": "demo-secret",
-        "SMARTPUSH_GATEWAY_LOG_FORMAT": "json",
-        "MALLOC_ARENA_MAX": "2",  # as deploy/Dockerfile sets it
-    }
-    on_env = {
-        **base_env,
-        # OTLP/gRPC, as deploy/k8s and deploy/docker-compose.yml export (http/protobuf: the same CPU
-        # per call, ~4 MB more RSS for the requests stack the SDK's HTTP exporter brings).
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{ports['sink_grpc']}",
-        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
-        "OTEL_TRACES_SAMPLER": "always_on",
-    }
+    base_env = gateway_env(emulator_url)
+    on_env = gateway_env(emulator_url, otlp_port=ports["sink_grpc"])
 
     def state(name: str) -> dict[str, str]:
         # Each gateway its own SQLite file (the embedded store, on disk); the workers of one share it.
