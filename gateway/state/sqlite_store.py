@@ -54,6 +54,11 @@ _SCHEMA = (
 )
 
 
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
 def _set_up(db: sqlite3.Connection, within_s: float) -> None:
     """WAL and the schema. Workers of one host start together on one new file: switching it to WAL
     can answer "database is locked" at once (no busy wait for that), so a locked file is retried."""
@@ -66,7 +71,7 @@ def _set_up(db: sqlite3.Connection, within_s: float) -> None:
                 db.execute(statement)
             return
         except sqlite3.OperationalError as exc:
-            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > give_up:
+            if not _locked(exc) or time.monotonic() > give_up:
                 raise
             time.sleep(0.02)
 
@@ -77,9 +82,8 @@ _Op = tuple[Callable[[sqlite3.Connection], Any], bool, asyncio.Future[Any]]
 class _Batcher:
     """The thread that owns the connection and runs queued calls in batches."""
 
-    def __init__(self, db: sqlite3.Connection, clock: Clock) -> None:
+    def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
-        self._clock = clock
         self._queue: deque[_Op] = deque()
         self._ready = threading.Condition()
         self._closing = False
@@ -157,11 +161,6 @@ class _Locked(Exception):
     """Another connection holds the write lock: the call goes to the store's thread."""
 
 
-def _locked(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc)
-    return "locked" in text or "busy" in text
-
-
 def _direct(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], write: bool) -> T:
     try:
         db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -192,7 +191,7 @@ class SqliteStore:
         self._clock = clock
         db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=busy_timeout_s)
         _set_up(db, busy_timeout_s)
-        self._batcher = _Batcher(db, clock)
+        self._batcher = _Batcher(db)
         self._loop_db: sqlite3.Connection | None = None
         if not memory:  # (":memory:" would be a second, separate database: the thread alone serves it)
             loop_db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=0)
