@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import message_factory
@@ -32,9 +32,10 @@ from gateway.auth.callers import ANYONE, Caller
 from gateway.auth.gate import Gate
 from gateway.errors import FieldViolation, GatewayError, internal, invalid_argument, to_grpc_status
 from gateway.telemetry import Telemetry
-from gateway.telemetry.server_spans import RpcSpans
+from gateway.telemetry.server_spans import RpcSpan, RpcSpans
 
 log = logging.getLogger("gateway.calls")
+T = TypeVar("T")
 Context = grpc.aio.ServicerContext[Any, Any]
 # gRFC A6: a negative pushback tells a client's retry policy not to retry this answer.
 PUSHBACK = "grpc-retry-pushback-ms"
@@ -142,6 +143,51 @@ class Edge:
     # Admission of API calls (identity, grants, the process's cap); None admits everyone.
     gate: Gate | None = None
 
+    async def _run(
+        self,
+        call: CallInfo,
+        context: Context,
+        full_method: str,
+        api: bool,
+        handle: RpcSpan | None,
+        work: Callable[[], Awaitable[T]],
+    ) -> T:
+        """One call through the edge, unary or streaming: admission (caller, grants, the process's
+        cap), errors mapped to precise statuses (never a bare UNKNOWN), and for API calls the drain
+        count, the refusal metric and the access log line."""
+        drain = self.drain
+        start = time.perf_counter()
+        code = grpc.StatusCode.OK
+        reason: str | None = None
+        if api:
+            drain.enter()
+        try:
+            if api and self.gate is not None:
+                call.caller = await self.gate.admit(full_method, context, drain.in_flight)
+                if handle is not None:
+                    handle.caller(call.caller.name)
+            return await work()
+        except GatewayError as err:
+            code, reason = err.code, err.reason_name
+            self.telemetry.refusals.add(1, {"smartpush.error_reason": reason, "smartpush.caller": _caller_name(call)})
+            if handle is not None:
+                handle.error(err)
+            await abort(context, err if err.rq_uid or not call.rq_uid else _with_rq_uid(err, call.rq_uid))
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            code = context.code() or grpc.StatusCode.CANCELLED
+            raise
+        except Exception:
+            code, reason = grpc.StatusCode.INTERNAL, "ERROR_REASON_INTERNAL"
+            log.exception("unexpected failure in %s", call.rpc, extra={"rpc": call.rpc, "rq_uid": call.rq_uid})
+            await abort(context, internal(call.rq_uid))
+        finally:
+            if api:
+                drain.leave()
+                _log_call(call, code, reason, start)  # before the span ends: the line carries its ids
+            if handle is not None:
+                handle.end(code)
+        raise AssertionError("unreachable: abort raises")  # pragma: no cover
+
     def unary(
         self, service: str, method: str, behavior: Callable[[Any, Context], Awaitable[Any]], *, api: bool
     ) -> Callable[[Any, Context], Awaitable[Any]]:
@@ -150,48 +196,20 @@ class Edge:
         rpc = f"{service.rsplit('.', 1)[-1]}/{method}"
         full_method = f"{service}/{method}"
         drain = self.drain
-        gate = self.gate if api else None
-        refusals = self.telemetry.refusals
 
         async def handler(request: Any, context: Context) -> Any:
             if api and drain.closing:
                 await abort(context, shutting_down())
             call = CallInfo(rpc)
             _CALL.set(call)  # each call runs in its own task: the variable is the call's own
-            start = time.perf_counter()
-            handle = spans.begin(context) if spans is not None else None
-            code = grpc.StatusCode.OK
-            reason: str | None = None
-            if api:
-                drain.enter()
-            try:
-                if gate is not None:
-                    call.caller = await gate.admit(full_method, context, drain.in_flight)
-                    if handle is not None:
-                        handle.caller(call.caller.name)
+
+            async def work() -> Any:
                 if isinstance(request, Undecodable):
                     raise request.error()
                 return await behavior(request, context)
-            except GatewayError as err:
-                code, reason = err.code, err.reason_name
-                refusals.add(1, {"smartpush.error_reason": reason, "smartpush.caller": _caller_name(call)})
-                if handle is not None:
-                    handle.error(err)
-                await abort(context, err if err.rq_uid or not call.rq_uid else _with_rq_uid(err, call.rq_uid))
-            except (grpc.aio.AbortError, asyncio.CancelledError):
-                code = context.code() or grpc.StatusCode.CANCELLED
-                raise
-            except Exception:
-                code, reason = grpc.StatusCode.INTERNAL, "ERROR_REASON_INTERNAL"
-                log.exception("unexpected failure in %s", rpc, extra={"rpc": rpc, "rq_uid": call.rq_uid})
-                await abort(context, internal(call.rq_uid))
-            finally:
-                if api:
-                    drain.leave()
-                    _log_call(call, code, reason, start)  # before the span ends: the line carries its ids
-                if handle is not None:
-                    handle.end(code)
-            raise AssertionError("unreachable: abort raises")  # pragma: no cover
+
+            handle = spans.begin(context) if spans is not None else None
+            return await self._run(call, context, full_method, api, handle, work)
 
         return handler
 
@@ -200,9 +218,7 @@ class Edge:
     ) -> Callable[[Any, Context], Awaitable[None]]:
         """A server-streaming method, whether it yields (a generator) or writes (grpc_health's Watch).
         API streams are admitted like unary calls (caller, grants, caps) and map errors the same way."""
-        gate = self.gate if api else None
         drain = self.drain
-        refusals = self.telemetry.refusals
         rpc = f"{service.rsplit('.', 1)[-1]}/{method}"
         full_method = f"{service}/{method}"
 
@@ -213,30 +229,16 @@ class Edge:
                 await abort(context, shutting_down())
             call = CallInfo(rpc)
             _CALL.set(call)
-            start = time.perf_counter()
-            code, reason = grpc.StatusCode.OK, None
-            if api:
-                drain.enter()
-            try:
-                if gate is not None:
-                    call.caller = await gate.admit(full_method, context, drain.in_flight)
+
+            async def work() -> None:
                 result = behavior(request, context)
                 if inspect.isawaitable(result):
                     await result
                     return
                 async for response in result:
                     await context.write(response)
-            except GatewayError as err:
-                code, reason = err.code, err.reason_name
-                refusals.add(1, {"smartpush.error_reason": reason, "smartpush.caller": _caller_name(call)})
-                await abort(context, err)
-            except (grpc.aio.AbortError, asyncio.CancelledError):
-                code = context.code() or grpc.StatusCode.CANCELLED
-                raise
-            finally:
-                if api:
-                    drain.leave()
-                    _log_call(call, code, reason, start)
+
+            await self._run(call, context, full_method, api, None, work)
 
         return handler
 
