@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 
 from gateway import __version__
 from gateway.config import TelemetrySettings
+from gateway.telemetry.fast_spans import fast_tracer
 from gateway.telemetry.policy import SubHasher
 from gateway.telemetry.tally import Tally
 
@@ -93,7 +94,7 @@ class Telemetry:
         cls, tracer_provider: trace.TracerProvider, meter_provider: metrics.MeterProvider, salt: str | None = None
     ) -> Telemetry:
         return cls(
-            tracer_provider.get_tracer(SCOPE, __version__),
+            fast_tracer(tracer_provider.get_tracer(SCOPE, __version__)),
             meter_provider.get_meter(SCOPE, __version__),
             SubHasher(salt),
             enabled=True,

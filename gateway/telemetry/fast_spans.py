@@ -1,0 +1,199 @@
+"""The SDK's tracer with a lighter span: the same sampler, ids, resource, scope, limits and span
+processors (so the same batching, exporters and OTEL_* configuration), a cheaper span object.
+
+The SDK's `Span` takes a lock per attribute, keeps attributes in a locked `BoundedAttributes`,
+builds two `BoundedList`s per span and copies itself into a fresh `ReadableSpan` when it ends;
+two spans per Send made that a large share of the event loop's time at full sampling. Spans
+here are only touched from the event loop that made them (the gateway's spans never cross
+threads), so a plain dict does: values are cleaned by the SDK's own function, the count limit
+evicts the oldest like `BoundedAttributes`, and the span itself goes to `on_end` (it refuses
+changes once ended, so nothing moves under the exporter). Mirrors opentelemetry-sdk 1.45.2; a
+test encodes a span from each tracer and requires the same bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from time import time_ns
+from typing import Any
+
+from opentelemetry import context as context_api
+from opentelemetry import trace as trace_api
+from opentelemetry.attributes import _clean_attribute_value
+from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace.status import Status, StatusCode
+from opentelemetry.util import types
+
+log = logging.getLogger(__name__)
+_UNSET = Status(StatusCode.UNSET)
+_PLAIN = (bool, int, float)
+
+
+class FastSpan(sdk_trace.Span):
+    """An SDK span (readable by every exporter) without its per-attribute locking and copies."""
+
+    def __init__(
+        self,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        tracer: FastTracer,
+        kind: SpanKind,
+        attributes: types.Attributes,
+        links: Sequence[trace_api.Link],
+        record_exception: bool,
+        set_status_on_exception: bool,
+    ) -> None:
+        # Not the SDK __init__: that is what this class exists to avoid. These are the fields the
+        # SDK's ReadableSpan and Span read.
+        limits = tracer._span_limits
+        self._name = name
+        self._context = context
+        self._kind = kind
+        self._instrumentation_info = tracer.instrumentation_info
+        self._instrumentation_scope = tracer._instrumentation_scope
+        self._parent = parent
+        self._start_time: int | None = None
+        self._end_time: int | None = None
+        self._resource = tracer.resource
+        self._status = _UNSET
+        self._sampler = tracer.sampler
+        self._trace_config = None
+        self._record_exception = record_exception
+        self._set_status_on_exception = set_status_on_exception
+        self._span_processor = tracer.span_processor
+        self._limits = limits
+        self._lock = tracer._no_lock  # type: ignore[assignment]
+        self._max_attributes = limits.max_span_attributes
+        self._max_value_len = limits.max_span_attribute_length
+        self._dropped_attributes = 0
+        self._attributes: dict[str, types.AnyValue] = {}
+        if attributes:
+            self.set_attributes(attributes)
+        self._events = self._new_events()  # type: ignore[no-untyped-call]
+        self._links = self._new_links(links)
+        self._record_end_metrics = None
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self._dropped_attributes
+
+    def set_attribute(self, key: str, value: types.AnyValue) -> None:
+        if self._end_time is not None:
+            log.warning("Setting attribute on ended span.")
+            return
+        if not key or not isinstance(key, str):
+            self._dropped_attributes += 1
+            return
+        if type(value) is str:
+            limit = self._max_value_len
+            if limit is not None and len(value) > limit:
+                value = value[:limit]
+        elif type(value) not in _PLAIN:
+            value = _clean_attribute_value(value, self._max_value_len)
+        attributes: dict[str, types.AnyValue] = self._attributes
+        if key in attributes:
+            del attributes[key]  # re-set keys move to the end, as in BoundedAttributes
+        elif self._max_attributes is not None and len(attributes) >= self._max_attributes:
+            if self._max_attributes == 0:
+                self._dropped_attributes += 1
+                return
+            del attributes[next(iter(attributes))]
+            self._dropped_attributes += 1
+        attributes[key] = value
+
+    def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
+        for key, value in attributes.items():
+            self.set_attribute(key, value)
+
+    def start(self, start_time: int | None = None, parent_context: context_api.Context | None = None) -> None:
+        if self._start_time is not None:
+            log.warning("Calling start() on a started span.")
+            return
+        self._start_time = start_time if start_time is not None else time_ns()
+        self._span_processor.on_start(self, parent_context=parent_context)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._start_time is None:
+            raise RuntimeError("Calling end() on a not started span.")
+        if self._end_time is not None:
+            log.warning("Calling end() on an ended span.")
+            return
+        self._end_time = end_time if end_time is not None else time_ns()
+        if self._record_end_metrics:
+            self._record_end_metrics()
+        processor = self._span_processor
+        processor._on_ending(self)
+        processor.on_end(self)
+
+
+class _NoLock:
+    """Stands in for the SDK span's lock in the methods it inherits (add_event, update_name...):
+    the span is only used on the event loop that made it."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class FastTracer(sdk_trace.Tracer):
+    """The SDK tracer's `start_span` (sampling, ids, flags, trace state) making `FastSpan`s."""
+
+    _no_lock = _NoLock()
+
+    @classmethod
+    def of(cls, tracer: sdk_trace.Tracer) -> FastTracer:
+        fast = cls.__new__(cls)
+        fast.__dict__.update(tracer.__dict__)  # same sampler, processors, resource, scope, limits, config
+        return fast
+
+    def start_span(
+        self,
+        name: str,
+        context: context_api.Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: types.Attributes = None,
+        links: Sequence[trace_api.Link] | None = (),
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> trace_api.Span:
+        links = links or ()
+        parent: SpanContext | None = trace_api.get_current_span(context).get_span_context()
+        if not self._is_enabled():
+            return trace_api.NonRecordingSpan(context=parent)  # type: ignore[arg-type]
+        ids = self.id_generator
+        if parent is None or not parent.is_valid:
+            parent = None
+            trace_id = ids.generate_trace_id()
+            random_trace_id = ids.is_trace_id_random()
+        else:
+            trace_id = parent.trace_id
+            random_trace_id = parent.trace_flags.random_trace_id
+        result = self.sampler.should_sample(context, trace_id, name, kind, attributes, links)
+        sampled = result.decision.is_sampled()  # type: ignore[no-untyped-call]
+        flags = TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT
+        if random_trace_id:
+            flags |= TraceFlags.RANDOM_TRACE_ID
+        span_context = SpanContext(
+            trace_id, ids.generate_span_id(), is_remote=False, trace_flags=TraceFlags(flags),
+            trace_state=result.trace_state,
+        )  # fmt: skip
+        end_metrics = self._tracer_metrics.start_span(parent, result.decision)
+        if not result.decision.is_recording():  # type: ignore[no-untyped-call]
+            return trace_api.NonRecordingSpan(context=span_context)
+        span = FastSpan(
+            name, span_context, parent, self, kind, result.attributes, links, record_exception, set_status_on_exception
+        )
+        span._record_end_metrics = end_metrics
+        span.start(start_time=start_time, parent_context=context)
+        return span
+
+
+def fast_tracer(tracer: Any) -> Any:
+    """`tracer` with FastSpans when it is the SDK's own tracer; any other tracer as it is."""
+    return FastTracer.of(tracer) if type(tracer) is sdk_trace.Tracer else tracer

@@ -1,0 +1,120 @@
+"""FastSpan records what the SDK's span records: the same spans through both tracers encode to the
+same OTLP bytes (the SDK's encoder and ours), and read the same through every ReadableSpan field."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from gateway.telemetry.fast_spans import FastSpan, FastTracer, fast_tracer
+from gateway.telemetry.span_wire import encode_trace_request
+
+
+class _Counting(IdGenerator):
+    def __init__(self) -> None:
+        self._n = itertools.count(1)
+
+    def generate_span_id(self) -> int:
+        return next(self._n)
+
+    def generate_trace_id(self) -> int:
+        return 0xABC0000 + next(self._n)
+
+
+def _record(fast: bool, limits: SpanLimits | None = None, sampler: Any = None) -> tuple[ReadableSpan, ...]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "gw"}),
+        span_limits=limits or SpanLimits(max_span_attributes=6, max_span_attribute_length=8, max_events=2),
+        id_generator=_Counting(),
+        sampler=sampler,
+    )
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("gateway", "1.2.3")
+    if fast:
+        tracer = fast_tracer(tracer)
+        assert isinstance(tracer, FastTracer)
+    remote = SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, is_remote=True,
+                         trace_flags=TraceFlags(1))  # fmt: skip
+    parent = trace.set_span_in_context(NonRecordingSpan(remote))
+    server = tracer.start_span(
+        "PushService/Send", context=parent, kind=SpanKind.SERVER, start_time=1_000,
+        attributes={"rpc.system": "grpc", "rpc.method": "Send", "codes": [1000, 1002]},
+        links=[Link(remote, {"link.k": 1})],
+    )  # fmt: skip
+    token = otel_context.attach(trace.set_span_in_context(server))
+    try:
+        server.set_attribute("smartpush.caller", "a caller name longer than the limit")
+        server.set_attributes({"smartpush.surfaces": ["COMPANION", "SBOL"], "ok": True, "ratio": 0.5})
+        server.set_attribute("rpc.system", "grpc")  # set again: moves to the end, as in the SDK
+        server.set_attribute("over.1", 1)  # past max_span_attributes: the oldest goes, counted as dropped
+        server.set_attribute("over.2", ("x", "a value past the length limit"))
+        server.add_event("first", {"e": "x"}, timestamp=1_500)
+        client = tracer.start_span(
+            "POST", kind=SpanKind.CLIENT, start_time=2_000, attributes={"url.full": "http://h/p"}
+        )
+        client.set_attribute("http.response.status_code", 503)
+        client.set_status(Status(StatusCode.ERROR, "HTTP 503"))
+        client.end(end_time=3_000)
+        server.set_status(Status(StatusCode.ERROR, "UNAVAILABLE"))
+    finally:
+        otel_context.detach(token)
+    server.end(end_time=4_000)
+    server.set_attribute("after.end", 1)  # refused on an ended span, in both
+    return exporter.get_finished_spans()
+
+
+def test_same_otlp_bytes_as_the_sdk_span() -> None:
+    sdk, fast = _record(fast=False), _record(fast=True)
+    assert all(isinstance(s, FastSpan) for s in fast)
+    assert encode_spans(fast).SerializeToString() == encode_spans(sdk).SerializeToString()
+    assert encode_trace_request(fast) == encode_trace_request(sdk)
+    # The limits did apply (and identically): dropped counted, strings cut, sequences tupled.
+    server = next(s for s in fast if s.name == "PushService/Send")
+    assert server.dropped_attributes == next(s for s in sdk if s.name == server.name).dropped_attributes > 0
+    assert (next(s for s in fast if s.name == "POST").attributes or {})["url.full"] == "http://h"
+    assert (server.attributes or {})["over.2"] == ("x", "a value ")
+    assert list(server.attributes or {})[-3:] == ["rpc.system", "over.1", "over.2"]
+
+
+def _fields(s: ReadableSpan) -> tuple[Any, ...]:
+    events = [(e.name, e.timestamp, dict(e.attributes or {})) for e in s.events]
+    links = [(link.context, dict(link.attributes or {})) for link in s.links]
+    status = (s.status.status_code, s.status.description)
+    return events, links, s.parent, status, s.kind, s.dropped_events, s.dropped_links, s.instrumentation_scope
+
+
+@pytest.mark.parametrize("read", [lambda s: s.to_json(), _fields])
+def test_every_readable_field_reads_the_same(read: Callable[[ReadableSpan], Any]) -> None:
+    sdk, fast = _record(fast=False), _record(fast=True)
+    for a, b in zip(sdk, fast, strict=True):
+        left, right = read(a), read(b)
+        if isinstance(left, str):
+            left, right = json.loads(left), json.loads(right)
+        assert left == right
+
+
+def test_the_sampler_decides_as_in_the_sdk() -> None:
+    # Dropped by the sampler: no span object at all, in both; a sampled parent still decides for a child.
+    assert _record(fast=True, sampler=ALWAYS_OFF) == () == _record(fast=False, sampler=ALWAYS_OFF)
+    ratio = ParentBased(TraceIdRatioBased(0.0))
+    assert [s.name for s in _record(fast=True, sampler=ratio)] == [s.name for s in _record(fast=False, sampler=ratio)]
+
+
+def test_other_tracers_are_left_alone() -> None:
+    noop = trace.NoOpTracer()
+    assert fast_tracer(noop) is noop
