@@ -24,7 +24,8 @@ from gateway.smartpush.http import Reply, Upstream
 from gateway.smartpush.retry import Failure, RetryPolicy, classify_attempt, parse_retry_after
 from gateway.smartpush.tokens import TokenProvider
 from gateway.telemetry import Telemetry
-from gateway.telemetry.http_spans import metric_attributes, post_attributes
+from gateway.telemetry.http_spans import metric_key, post_attributes
+from gateway.telemetry.http_spans import sampled_context as _sampled
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,8 @@ class SmartPushClient:
         self._settings = settings
         self._policy = policy or RetryPolicy.from_settings(settings)
         self._clock = clock
-        self._span_attrs: dict[str, dict[str, str | int]] = {}  # per URL (one per profile): parsed once
+        # Per URL (one per profile), parsed once: the span's attributes and the metric's key.
+        self._span_attrs: dict[str, tuple[dict[str, str | int], tuple[str | int, ...]]] = {}
         # Set when the gateway drains: nothing runs past it, so no call is cut off mid-attempt.
         self._stop_at: float | None = None
         self._timers: set[asyncio.Timeout] = set()  # of the attempts running now
@@ -210,9 +212,11 @@ class SmartPushClient:
         self, url: str, body: bytes, headers: dict[str, str], limits: httpx.Timeout, resend: int
     ) -> Reply:
         """One HTTP attempt, as a CLIENT span (HTTP client semantic conventions) and a duration sample."""
-        attrs = self._span_attrs.get(url)
-        if attrs is None:
-            attrs = self._span_attrs[url] = post_attributes(url, self._endpoint)
+        found = self._span_attrs.get(url)
+        if found is None:
+            attrs = post_attributes(url, self._endpoint)
+            found = self._span_attrs[url] = (attrs, metric_key(attrs))
+        attrs, key = found
         if resend:
             attrs = {**attrs, "http.request.resend_count": resend}
         start = time.perf_counter()
@@ -226,7 +230,7 @@ class SmartPushClient:
                 span.set_attribute("error.type", type(exc).__name__)
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
                 self._t.upstream_duration.record(
-                    time.perf_counter() - start, {**metric_attributes(attrs), "error.type": type(exc).__name__}
+                    time.perf_counter() - start, (*key, None, type(exc).__name__), _sampled(span)
                 )
                 raise
             status = response.status_code
@@ -240,9 +244,7 @@ class SmartPushClient:
                         "unauthorized" if status == 401 else "rate_limited" if status == 429 else "server",
                     )
                 span.set_status(Status(StatusCode.ERROR, f"HTTP {status}"))
-            self._t.upstream_duration.record(
-                time.perf_counter() - start, {**metric_attributes(attrs), "http.response.status_code": status}
-            )
+            self._t.upstream_duration.record(time.perf_counter() - start, (*key, status, None), _sampled(span))
             return response
         finally:
             span.end()

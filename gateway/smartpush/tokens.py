@@ -24,7 +24,7 @@ from smartpush.gateway.v1 import errors_pb2
 from gateway.clock import Clock
 from gateway.errors import GatewayError
 from gateway.telemetry import Telemetry
-from gateway.telemetry.http_spans import metric_attributes, post_attributes
+from gateway.telemetry.http_spans import metric_key, post_attributes, sampled_context
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +171,8 @@ class TokenProvider:
             finally:
                 if status is not None:
                     span.set_attribute("http.response.status_code", status)
-                labels = {**metric_attributes(self._http_attrs), "http.response.status_code": status or 0}
-                self._t.upstream_duration.record(time.perf_counter() - start, labels)
+                key = (*metric_key(self._http_attrs), status or 0, None)
+                self._t.upstream_duration.record(time.perf_counter() - start, key, sampled_context(span))
 
     async def _request(self) -> tuple[Token, int]:
         rq_uid = str(uuid.uuid4())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from opentelemetry.trace import Span, SpanContext
+
 
 def post_attributes(url: str, endpoint: str) -> dict[str, str | int]:
     """For a span of a POST to `url`; `endpoint` says which SmartPush endpoint (token, extended, lite)."""
@@ -17,7 +19,15 @@ def post_attributes(url: str, endpoint: str) -> dict[str, str | int]:
     }
 
 
-def metric_attributes(span_attributes: dict[str, str | int]) -> dict[str, str | int]:
-    """The same, for `http.client.request.duration`: without `url.full` and the resend count (not
-    metric attributes: one series per URL or attempt number would say nothing a span does not)."""
-    return {k: v for k, v in span_attributes.items() if k not in ("url.full", "http.request.resend_count")}
+def metric_key(span_attributes: dict[str, str | int]) -> tuple[str | int, ...]:
+    """The leading values of `http.client.request.duration`'s key (setup.UPSTREAM_KEY) for a POST
+    with these span attributes: without `url.full` and the resend count (not metric attributes:
+    one series per URL or attempt number would say nothing a span does not)."""
+    a = span_attributes
+    return a["http.request.method"], a["server.address"], a["server.port"], a["smartpush.endpoint"]
+
+
+def sampled_context(span: Span) -> SpanContext | None:
+    """The span's context when it is sampled (a metric exemplar may point at it), else None."""
+    ctx = span.get_span_context()
+    return ctx if ctx.trace_flags.sampled else None

@@ -45,7 +45,7 @@ class RpcSpans:
         self._tracer, self._in_flight, self._duration = t.tracer, t.in_flight, t.rpc_duration
         self._name = f"{service}/{method}"
         self._base = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
-        self._key = ("grpc", service, method)
+        self._key = ("grpc", service, method)  # the values of _base, in the metrics' key order
 
     def begin(self, context: grpc.aio.ServicerContext[Any, Any]) -> RpcSpan:
         parent = propagate.extract(context.invocation_metadata() or (), getter=_GETTER)
@@ -82,7 +82,9 @@ class RpcSpan:
             span.set_status(Status(StatusCode.ERROR, code.name))
         span.end()
         of._in_flight.add(of._key, -1)
+        ctx = span.get_span_context()
         of._duration.record(
             time.perf_counter() - self._start,
-            {**of._base, "rpc.grpc.status_code": number, "smartpush.caller": self._caller},
+            (*of._key, number, self._caller),
+            ctx if ctx.trace_flags.sampled else None,
         )

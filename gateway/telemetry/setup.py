@@ -20,10 +20,12 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from gateway import __version__
 from gateway.config import TelemetrySettings
 from gateway.telemetry.fast_spans import fast_tracer
+from gateway.telemetry.histograms import FastHistogram, attach
 from gateway.telemetry.policy import SubHasher
 from gateway.telemetry.tally import Tally
 
@@ -31,6 +33,12 @@ log = logging.getLogger(__name__)
 SCOPE = "smartpush-gateway"
 # Histogram buckets in seconds (OpenTelemetry semantic conventions): loopback calls take well under
 # a millisecond, SmartPush tens to hundreds.
+# http.client.request.duration's attributes (HTTP client semantic conventions), in key order; a
+# sample carries either the response's status code or the error's type (None for the other).
+UPSTREAM_KEY = (
+    "http.request.method", "server.address", "server.port", "smartpush.endpoint",
+    "http.response.status_code", "error.type",
+)  # fmt: skip
 DURATION_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -41,22 +49,23 @@ class Telemetry:
     hash_sub: SubHasher
     enabled: bool = False
     _shutdown: list[Any] = field(default_factory=list)
+    _histograms: list[FastHistogram] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         m = self.meter
-        self.rpc_duration = m.create_histogram(
-            "rpc.server.call.duration", unit="s", description="Duration of inbound RPCs",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S,
+        # The two duration histograms recorded on every call are aggregated here (histograms.py).
+        self.rpc_duration = self._histogram(
+            "rpc.server.call.duration", "s", "Duration of inbound RPCs",
+            ("rpc.system", "rpc.service", "rpc.method", "rpc.grpc.status_code", "smartpush.caller"),
         )  # fmt: skip
         # In-flight RPCs and results are counted in plain dicts and observed at collection (tally.py).
         self.in_flight = Tally(("rpc.system", "rpc.service", "rpc.method"))
         m.create_observable_up_down_counter(
             "rpc.server.active_requests", [self.in_flight.observe], unit="{request}", description="RPCs in flight"
         )
-        self.upstream_duration = m.create_histogram(
-            "http.client.request.duration", unit="s", description="Duration of each HTTP request to SmartPush",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S,
-        )  # fmt: skip
+        self.upstream_duration = self._histogram(
+            "http.client.request.duration", "s", "Duration of each HTTP request to SmartPush", UPSTREAM_KEY
+        )
         self.results = Tally(("smartpush.status_code", "smartpush.surface"))
         m.create_observable_counter(
             "smartpush.results", [self.results.observe], unit="{destination}",
@@ -85,6 +94,11 @@ class Telemetry:
             "smartpush.refusals", unit="{call}", description="Calls answered with an error, by reason and caller"
         )
 
+    def _histogram(self, name: str, unit: str, description: str, names: tuple[str, ...]) -> FastHistogram:
+        histogram = FastHistogram(name, unit, description, names, DURATION_BUCKETS_S, enabled=self.enabled)
+        self._histograms.append(histogram)
+        return histogram
+
     @classmethod
     def disabled(cls) -> Telemetry:
         return cls(trace.NoOpTracer(), metrics.NoOpMeter(SCOPE), SubHasher())
@@ -93,13 +107,15 @@ class Telemetry:
     def from_providers(
         cls, tracer_provider: trace.TracerProvider, meter_provider: metrics.MeterProvider, salt: str | None = None
     ) -> Telemetry:
-        return cls(
+        t = cls(
             fast_tracer(tracer_provider.get_tracer(SCOPE, __version__)),
             meter_provider.get_meter(SCOPE, __version__),
             SubHasher(salt),
             enabled=True,
             _shutdown=[tracer_provider, meter_provider],
         )
+        attach(meter_provider, InstrumentationScope(SCOPE, __version__), t._histograms)
+        return t
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Flush and stop exporters (on SIGTERM, after the server drained), for at most timeout_s.
