@@ -115,3 +115,36 @@ def test_a_links_trace_state_is_kept() -> None:
     link = ours.resource_spans[0].scope_spans[0].spans[0].links[0]
     assert link.trace_state == "vendor=opaque"
     assert link.flags == 0x300
+
+
+def test_grpc_exporter_sends_the_encoded_bytes_as_they_are() -> None:
+    from concurrent import futures
+
+    import grpc
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+    from gateway.telemetry.exporters import FastGrpcSpanExporter
+    from tests.helpers import free_port
+
+    received: list[bytes] = []
+
+    def export(request: bytes, context: object) -> bytes:
+        received.append(request)
+        return ExportTraceServiceResponse().SerializeToString()
+
+    handler = grpc.method_handlers_generic_handler(
+        "opentelemetry.proto.collector.trace.v1.TraceService",
+        {"Export": grpc.unary_unary_rpc_method_handler(export)},  # raw bytes in and out
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=(handler,))
+    port = free_port()
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    try:
+        spans = _spans()
+        exporter = FastGrpcSpanExporter(endpoint=f"http://127.0.0.1:{port}", insecure=True)
+        assert exporter.export(spans).name == "SUCCESS"
+        exporter.shutdown()
+    finally:
+        server.stop(None)
+    assert received == [encode_spans(spans).SerializeToString()]
