@@ -72,8 +72,9 @@ class FastSpan(sdk_trace.Span):
         self._attributes: dict[str, types.AnyValue] = {}
         if attributes:
             self.set_attributes(attributes)
-        self._events = self._new_events()  # type: ignore[no-untyped-call]
-        self._links = self._new_links(links)
+        # Events and links are rare on the gateway's spans: their bounded lists are made on first use.
+        self._events = ()
+        self._links = self._new_links(links) if links else ()
         self._record_end_metrics = None
 
     @property
@@ -107,6 +108,22 @@ class FastSpan(sdk_trace.Span):
     def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
         for key, value in attributes.items():
             self.set_attribute(key, value)
+
+    def _add_event(self, event: Any) -> None:
+        if self._end_time is not None:
+            log.warning("Tried calling _add_event on an ended span.")
+            return
+        if type(self._events) is tuple:
+            self._events = self._new_events()  # type: ignore[no-untyped-call]
+        self._events.append(event)  # type: ignore[attr-defined]
+
+    def _add_link(self, link: trace_api.Link) -> None:
+        if self._end_time is not None:
+            log.warning("Tried calling _add_link on an ended span.")
+            return
+        if type(self._links) is tuple:
+            self._links = self._new_links(())
+        self._links.append(link)  # type: ignore[attr-defined]
 
     def start(self, start_time: int | None = None, parent_context: context_api.Context | None = None) -> None:
         if self._start_time is not None:

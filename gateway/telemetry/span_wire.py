@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 _KIND = {
     SpanKind.INTERNAL: 1,
@@ -27,6 +27,8 @@ _HAS_IS_REMOTE = 0x100
 _IS_REMOTE = 0x200
 _CACHE_LIMIT = 4096
 _pair_cache: dict[tuple[str, Any], bytes] = {}
+_head_cache: dict[tuple[str, SpanKind], bytes] = {}  # a span's name and kind fields, per (name, kind)
+_UNSET_STATUS = b"\x7a\x00"  # field 15, an empty Status
 _fixed64 = struct.Struct("<Q").pack
 _fixed32 = struct.Struct("<I").pack
 _double = struct.Struct("<d").pack
@@ -103,67 +105,86 @@ def _attributes(tag: int, attributes: Mapping[str, Any] | None) -> bytes:
 
 
 def _span(span: ReadableSpan) -> bytes:
-    ctx = span.get_span_context()
+    # The ReadableSpan fields read directly (the SDK 1.45 span and FastSpan keep the same ones):
+    # each property builds a MappingProxy or a tuple, and this runs for every span exported.
+    ctx = span._context
     assert ctx is not None
-    parent = span.parent
+    parent = span._parent
     flags = _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
-    trace_state = ctx.trace_state.to_header() if ctx.trace_state else ""
+    trace_state = ctx.trace_state
+    start, end = span._start_time, span._end_time
+    head = _head_cache.get((span._name, span._kind))
+    if head is None:
+        head = _head_cache[(span._name, span._kind)] = _string(5, span._name) + _uint(6, _KIND[span._kind])
+        if len(_head_cache) > _CACHE_LIMIT:
+            _head_cache.clear()
     parts = [
-        b"\x0a\x10" + ctx.trace_id.to_bytes(16, "big"),
-        b"\x12\x08" + ctx.span_id.to_bytes(8, "big"),
-        _string(3, trace_state),
+        b"\x0a\x10" + ctx.trace_id.to_bytes(16, "big") + b"\x12\x08" + ctx.span_id.to_bytes(8, "big"),
+        _string(3, trace_state.to_header()) if trace_state._dict else b"",
         b"\x22\x08" + parent.span_id.to_bytes(8, "big") if parent is not None else b"",
-        _string(5, span.name),
-        _uint(6, _KIND[span.kind]),
-        b"\x39" + _fixed64(span.start_time or 0) if span.start_time else b"",
-        b"\x41" + _fixed64(span.end_time or 0) if span.end_time else b"",
-        _attributes(9, span.attributes),
+        head,
+        b"\x39" + _fixed64(start) if start else b"",
+        b"\x41" + _fixed64(end) if end else b"",
+        _attributes(9, span._attributes),
         _uint(10, span.dropped_attributes),
     ]
-    for event in span.events:
-        body = (
-            (b"\x09" + _fixed64(event.timestamp) if event.timestamp else b"")
-            + _string(2, event.name)
-            + _attributes(3, event.attributes)
-            + _uint(4, event.dropped_attributes)
-        )
-        parts.append(_ld(11, body))
+    if span._events:
+        for event in span._events:
+            body = (
+                (b"\x09" + _fixed64(event.timestamp) if event.timestamp else b"")
+                + _string(2, event.name)
+                + _attributes(3, event.attributes)
+                + _uint(4, event.dropped_attributes)
+            )
+            parts.append(_ld(11, body))
     parts.append(_uint(12, span.dropped_events))
-    for link in span.links:
-        lctx = link.context
-        lflags = _HAS_IS_REMOTE | (_IS_REMOTE if lctx.is_remote else 0)
-        body = (
-            b"\x0a\x10"
-            + lctx.trace_id.to_bytes(16, "big")
-            + b"\x12\x08"
-            + lctx.span_id.to_bytes(8, "big")
-            + _string(3, lctx.trace_state.to_header() if lctx.trace_state else "")
-            + _attributes(4, link.attributes)
-            + _uint(5, link.dropped_attributes)
-            + b"\x35"
-            + _fixed32(lflags)
-        )
-        parts.append(_ld(13, body))
+    if span._links:
+        for link in span._links:
+            lctx = link.context
+            lflags = _HAS_IS_REMOTE | (_IS_REMOTE if lctx.is_remote else 0)
+            body = (
+                b"\x0a\x10"
+                + lctx.trace_id.to_bytes(16, "big")
+                + b"\x12\x08"
+                + lctx.span_id.to_bytes(8, "big")
+                + _string(3, lctx.trace_state.to_header() if lctx.trace_state else "")
+                + _attributes(4, link.attributes)
+                + _uint(5, link.dropped_attributes)
+                + b"\x35"
+                + _fixed32(lflags)
+            )
+            parts.append(_ld(13, body))
     parts.append(_uint(14, span.dropped_links))
-    status = span.status
-    parts.append(_ld(15, _string(2, status.description or "") + _uint(3, status.status_code.value)))
+    status = span._status
+    code = status.status_code
+    if code is StatusCode.UNSET and not status.description:
+        parts.append(_UNSET_STATUS)
+    else:
+        parts.append(_ld(15, _string(2, status.description or "") + _uint(3, code.value)))
     parts.append(b"\x85\x01" + _fixed32(flags))  # field 16, fixed32
     return b"".join(parts)
 
 
 def encode_trace_request(spans: Sequence[ReadableSpan]) -> bytes:
     """ExportTraceServiceRequest bytes, grouped by resource then scope in first-seen order."""
-    groups: dict[Any, dict[Any, list[bytes]]] = {}
-    resources: dict[Any, Any] = {}
+    groups: dict[int, dict[int, list[bytes]]] = {}
+    resources: dict[int, Any] = {}
+    scopes_by_id: dict[int, Any] = {}
     for span in spans:
-        resource = span.resource
+        resource, scope = span._resource, span._instrumentation_scope
         key = id(resource)
         resources[key] = resource
-        groups.setdefault(key, {}).setdefault(span.instrumentation_scope, []).append(_ld(2, _span(span)))
+        # Grouped by identity (one Resource and one scope object per tracer): hashing a scope is
+        # a Python __hash__ per span. Equal scopes from distinct objects are merged below.
+        scopes_by_id[id(scope)] = scope
+        groups.setdefault(key, {}).setdefault(id(scope), []).append(_ld(2, _span(span)))
     out = []
-    for key, scopes in groups.items():
+    for key, by_id in groups.items():
         resource = resources[key]
         body = [_ld(1, _attributes(1, resource.attributes))]
+        scopes: dict[Any, list[bytes]] = {}
+        for scope_id, encoded in by_id.items():
+            scopes.setdefault(scopes_by_id[scope_id], []).extend(encoded)
         for scope, encoded in scopes.items():
             scope_body = b""
             if scope is not None:

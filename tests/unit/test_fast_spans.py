@@ -64,6 +64,7 @@ def _record(fast: bool, limits: SpanLimits | None = None, sampler: Any = None) -
         server.set_attribute("over.1", 1)  # past max_span_attributes: the oldest goes, counted as dropped
         server.set_attribute("over.2", ("x", "a value past the length limit"))
         server.add_event("first", {"e": "x"}, timestamp=1_500)
+        server.add_link(remote, {"added": "later"})
         client = tracer.start_span(
             "POST", kind=SpanKind.CLIENT, start_time=2_000, attributes={"url.full": "http://h/p"}
         )

@@ -136,7 +136,7 @@ def test_grpc_exporter_sends_the_encoded_bytes_as_they_are() -> None:
         "opentelemetry.proto.collector.trace.v1.TraceService",
         {"Export": grpc.unary_unary_rpc_method_handler(export)},  # raw bytes in and out
     )
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=(handler,))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=[handler])
     port = free_port()
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
