@@ -36,6 +36,7 @@ class _MetadataGetter(Getter[Metadata]):
 
 
 _GETTER = _MetadataGetter()
+_ROOT = otel_context.Context()  # what extract returns when no header is there: no parent
 
 
 class RpcSpans:
@@ -46,9 +47,16 @@ class RpcSpans:
         self._name = f"{service}/{method}"
         self._base = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
         self._key = ("grpc", service, method)  # the values of _base, in the metrics' key order
+        # The headers the propagators read (traceparent, tracestate, baggage by default), as
+        # configured when the server starts (OTEL_PROPAGATORS).
+        self._fields = frozenset(propagate.get_global_textmap().fields)
 
     def begin(self, context: grpc.aio.ServicerContext[Any, Any]) -> RpcSpan:
-        parent = propagate.extract(context.invocation_metadata() or (), getter=_GETTER)
+        metadata = context.invocation_metadata() or ()
+        # No propagation header at all (a caller without tracing): a new root, as extract would
+        # make, without running every propagator over the metadata.
+        fields = self._fields
+        parent = propagate.extract(metadata, getter=_GETTER) if any(k in fields for k, _ in metadata) else _ROOT
         self._in_flight.add(self._key)
         # start_span + attach rather than start_as_current_span: the same span made current,
         # without two generator-based context managers per call.
