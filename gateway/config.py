@@ -274,6 +274,12 @@ class QuotaSettings(_Strict):
     profiles: dict[str, WindowLimits] = Field(default_factory=dict)
     # Per project id; `*` applies to each project separately.
     projects: dict[str, WindowLimits] = Field(default_factory=dict)
+    # Leases (gateway/quota_leases.py): a process charges up to this share of a budget at once
+    # (at most 64 sends) and spends it without a store round trip, for at most lease_s and never
+    # past its window's end. Budgets too small for a lease of 2 are charged send by send, and so
+    # is every send once a budget is nearly spent. 0: every send charged in the store.
+    lease_share: float = Field(default=0.01, ge=0, lt=1)
+    lease_s: float = Field(default=1.0, gt=0, le=60)
 
 
 class LoadSettings(_Strict):

@@ -14,9 +14,11 @@ from collections import OrderedDict
 from smartpush.gateway.v1 import errors_pb2
 
 from gateway.auth.callers import Caller
+from gateway.clock import Clock
 from gateway.config import QuotaSettings, WindowLimits
 from gateway.errors import GatewayError, QuotaViolation
-from gateway.state.limits import Limit
+from gateway.quota_leases import LeaseBook
+from gateway.state.limits import Limit, Refused
 from gateway.state.store import StateStore
 
 _WINDOWS = (("minute", 60.0), ("hour", 3600.0), ("day", 86400.0))
@@ -45,9 +47,10 @@ _CACHED = 1024  # (caller, profile, project) combinations whose fixed limits are
 
 
 class Quotas:
-    def __init__(self, settings: QuotaSettings, store: StateStore) -> None:
+    def __init__(self, settings: QuotaSettings, store: StateStore, clock: Clock) -> None:
         self._settings = settings
         self._store = store
+        self._leases = LeaseBook(settings.lease_share, settings.lease_s, clock) if settings.lease_share else None
         # The limits that do not depend on the user, built once per combination (bounded, oldest out).
         self._fixed: OrderedDict[tuple[str, str, str], tuple[list[Limit], list[tuple[str, WindowLimits]]]] = (
             OrderedDict()
@@ -99,19 +102,39 @@ class Quotas:
         limits = self.limits(caller, profile, project, sub)
         if not limits:
             return
-        refused = await self._store.take(limits)
-        if refused is None:
+        book = self._leases
+        if book is None:
+            refused = await self._store.take(limits)
+            if refused is not None:
+                raise _refusal(refused)
             return
-        limit = refused.limit
-        reason = (
-            errors_pb2.ERROR_REASON_CALLER_RATE_LIMITED
-            if limit.kind == "rate"
-            else errors_pb2.ERROR_REASON_GATEWAY_QUOTA_EXCEEDED
-        )
-        raise GatewayError(
-            reason,
-            f"quota {limit.subject} is spent ({limit.description}); nothing was sent",
-            retry_after_s=refused.retry_after_s,
-            quota_violations=(QuotaViolation(limit.subject, limit.description),),
-            metadata={"quota": limit.subject},
-        )
+        lacking = book.lacking(limits)
+        while lacking:
+            counts = [book.size(limit) for limit in lacking]
+            refused = await self._store.take(lacking, counts)
+            if refused is not None and max(counts) > 1:
+                counts = [1] * len(lacking)  # no room for a lease: this send alone, exactly
+                refused = await self._store.take(lacking, counts)
+            if refused is not None:
+                raise _refusal(refused)
+            for limit, units in zip(lacking, counts, strict=True):
+                book.grant(limit, units)
+            # Another send may have spent a unit this one counted on while the store answered.
+            lacking = book.lacking(limits)
+        book.spend(limits)
+
+
+def _refusal(refused: Refused) -> GatewayError:
+    limit = refused.limit
+    reason = (
+        errors_pb2.ERROR_REASON_CALLER_RATE_LIMITED
+        if limit.kind == "rate"
+        else errors_pb2.ERROR_REASON_GATEWAY_QUOTA_EXCEEDED
+    )
+    return GatewayError(
+        reason,
+        f"quota {limit.subject} is spent ({limit.description}); nothing was sent",
+        retry_after_s=refused.retry_after_s,
+        quota_violations=(QuotaViolation(limit.subject, limit.description),),
+        metadata={"quota": limit.subject},
+    )

@@ -277,7 +277,7 @@ async def start_gateway(
         MessageIds(store, clock),
         templates,
         consent,
-        Quotas(settings.quotas, store),
+        Quotas(settings.quotas, store, clock),
         UpstreamSlots(settings.load.max_upstream_in_flight, settings.load.retry_after_s),
         statuses,
         telemetry,

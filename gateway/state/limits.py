@@ -51,15 +51,17 @@ def quota_keys(limits: Sequence[Limit], now: float) -> list[str]:
 
 
 def decide(
-    limits: Sequence[Limit], now: float, read: Callable[[str], float]
+    limits: Sequence[Limit], now: float, read: Callable[[str], float], counts: Sequence[int] | None = None
 ) -> tuple[Refused | None, list[tuple[str, float, float]]]:
-    """(the first refusal, or None and the writes: (key, value, ttl_s)) for charging one send."""
+    """(the first refusal, or None and the writes: (key, value, ttl_s)) for charging `counts[i]`
+    sends (one each by default: a lease asks for more, quotas.py) to every limit."""
     writes: list[tuple[str, float, float]] = []
-    for limit in limits:
+    for i, limit in enumerate(limits):
+        count = 1 if counts is None else counts[i]
         if limit.kind == "rate":
             interval = 1.0 / limit.limit
             tolerance = interval * limit.size
-            arrival = max(read(limit.key), now) + interval
+            arrival = max(read(limit.key), now) + interval * count
             if arrival - now > tolerance + _EPSILON:
                 return Refused(limit, arrival - tolerance - now), []
             writes.append((limit.key, arrival, arrival - now + 1.0))
@@ -67,11 +69,11 @@ def decide(
             current_key, previous_key, elapsed = window_keys(limit, now)
             current, previous = read(current_key), read(previous_key)
             weighted = previous * (limit.size - elapsed) / limit.size
-            if weighted + current + 1 > limit.limit + _EPSILON:
+            if weighted + current + count > limit.limit + _EPSILON:
                 if current + 1 > limit.limit or previous == 0:
                     retry = limit.size - elapsed
                 else:
                     retry = (limit.size - elapsed) - (limit.limit - 1 - current) * limit.size / previous
                 return Refused(limit, max(retry, 0.001)), []
-            writes.append((current_key, current + 1, 2 * limit.size))
+            writes.append((current_key, current + count, 2 * limit.size))
     return None, writes

@@ -49,18 +49,19 @@ return redis.call('INCRBY', KEYS[1], ARGV[1])
 """
 
 
-# KEYS: each limit's key. ARGV: per limit its kind (r|w), limit and size. Redis's clock, so every
+# KEYS: each limit's key. ARGV: per limit its kind (r|w), limit, size and the sends to charge
+# (1, or a lease's worth: quotas.py). Redis's clock, so every
 # replica counts on one time line; the arithmetic is gateway/state/limits.py's `decide`.
 _TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local writes = {}
 for i = 1, #KEYS do
-  local kind, limit, size = ARGV[i*3-2], tonumber(ARGV[i*3-1]), tonumber(ARGV[i*3])
+  local kind, limit, size, count = ARGV[i*4-3], tonumber(ARGV[i*4-2]), tonumber(ARGV[i*4-1]), tonumber(ARGV[i*4])
   if kind == 'r' then
     local interval = 1 / limit
     local tolerance = interval * size
-    local arrival = math.max(tonumber(redis.call('GET', KEYS[i]) or '0'), now) + interval
+    local arrival = math.max(tonumber(redis.call('GET', KEYS[i]) or '0'), now) + interval * count
     if arrival - now > tolerance + 1e-9 then return {i, tostring(arrival - tolerance - now)} end
     writes[#writes + 1] = {KEYS[i], string.format('%.6f', arrival), math.ceil((arrival - now + 1) * 1000)}
   else
@@ -70,13 +71,13 @@ for i = 1, #KEYS do
     local pk = KEYS[i] .. ':' .. string.format('%d', index - 1)
     local current = tonumber(redis.call('GET', ck) or '0')
     local previous = tonumber(redis.call('GET', pk) or '0')
-    if previous * (size - elapsed) / size + current + 1 > limit + 1e-9 then
+    if previous * (size - elapsed) / size + current + count > limit + 1e-9 then
       local retry
       if current + 1 > limit or previous == 0 then retry = size - elapsed
       else retry = (size - elapsed) - (limit - 1 - current) * size / previous end
       return {i, tostring(math.max(retry, 0.001))}
     end
-    writes[#writes + 1] = {ck, string.format('%d', current + 1), math.ceil(2 * size * 1000)}
+    writes[#writes + 1] = {ck, string.format('%d', current + count), math.ceil(2 * size * 1000)}
   end
 end
 for _, w in ipairs(writes) do redis.call('SET', w[1], w[2], 'PX', w[3]) end
@@ -148,10 +149,10 @@ class RedisStore:
         last = await self._call(self._reserve(keys=[self._key("counter", "message_id")], args=[count, str(floor - 1)]))
         return int(last) - count + 1
 
-    async def take(self, limits: Sequence[Limit]) -> Refused | None:
+    async def take(self, limits: Sequence[Limit], counts: Sequence[int] | None = None) -> Refused | None:
         args: list[str | float] = []
-        for limit in limits:
-            args += ["r" if limit.kind == "rate" else "w", limit.limit, limit.size]
+        for i, limit in enumerate(limits):
+            args += ["r" if limit.kind == "rate" else "w", limit.limit, limit.size, 1 if counts is None else counts[i]]
         keys = [self._key("quota", limit.key) for limit in limits]
         refused = await self._call(self._take(keys=keys, args=args))
         if not refused:

@@ -281,7 +281,7 @@ class SqliteStore:
 
         return await self._call(reserve)
 
-    async def take(self, limits: Sequence[Limit]) -> Refused | None:
+    async def take(self, limits: Sequence[Limit], counts: Sequence[int] | None = None) -> Refused | None:
         now = self._clock.time()
 
         keys = quota_keys(limits, now)
@@ -290,7 +290,7 @@ class SqliteStore:
         def take(db: sqlite3.Connection) -> Refused | None:
             # Every counter this charge reads, in one statement.
             values = {k: float(v) for k, v in db.execute(query, (now, *keys))}
-            refused, writes = decide(limits, now, lambda key: values.get(key, 0.0))
+            refused, writes = decide(limits, now, lambda key: values.get(key, 0.0), counts)
             if writes:
                 db.executemany(
                     "INSERT OR REPLACE INTO quota VALUES (?, ?, ?)", [(k, v, now + ttl) for k, v, ttl in writes]

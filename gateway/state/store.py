@@ -80,8 +80,9 @@ class StateStore(Protocol):
         """The first of `count` ids no other caller of any process ever gets; the counter starts at `floor`."""
         ...
 
-    async def take(self, limits: Sequence[Limit]) -> Refused | None:
-        """Charge one send to every limit atomically, or none of them and say which refused."""
+    async def take(self, limits: Sequence[Limit], counts: Sequence[int] | None = None) -> Refused | None:
+        """Charge one send (or `counts[i]`) to every limit atomically, or none of them and say
+        which refused."""
         ...
 
     async def get(self, namespace: str, key: str) -> bytes | None: ...
