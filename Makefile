@@ -10,7 +10,7 @@ GOENV  := GO111MODULE=off GOPATH=$(CURDIR)/clients/go:/usr/share/gocode GOFLAGS=
 LISTEN ?= 127.0.0.1:50051
 
 .DEFAULT_GOAL := help
-.PHONY: bench bench-smoke deploy-check
+.PHONY: bench bench-instructions bench-smoke deploy-check
 .PHONY: help venv toolchains run generate check-generated lint typecheck buf-lint buf-breaking release-contract go-vet ts-build unit test clean
 
 help:
@@ -84,6 +84,10 @@ test: $(STAMP) $(TOOLS) $(CHECKOV) lint typecheck buf-lint buf-breaking check-ge
 # Ratios measured side by side in one run (bench/run.py); not part of `make test`.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run --soak 300
+
+# Instructions per call under callgrind (repeatable where timings drift); needs valgrind.
+bench-instructions: $(STAMP)
+	$(BIN)/python -m bench.instructions
 
 bench-smoke: $(STAMP)
 	$(BIN)/python -m bench.run --smoke --out bench/results

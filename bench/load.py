@@ -37,7 +37,14 @@ REQUEST = push_service_pb2.SendRequest(
 
 
 async def _grpc(
-    target: str, concurrency: int, duration: float, channels: int, batch: int, token: str | None, keyed: bool
+    target: str,
+    concurrency: int,
+    duration: float,
+    channels: int,
+    batch: int,
+    token: str | None,
+    keyed: bool,
+    users: int = 1,
 ) -> dict[str, Any]:
     chans = [
         grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(channels)
@@ -62,8 +69,10 @@ async def _grpc(
                     reply = await stub.SendBatch(many, timeout=30, metadata=metadata)
                     errors += sum(1 for r in reply.results if r.status.code != 0)
                 else:
+                    n += 1
+                    if users > 1:  # each send to another user: per-user quota windows apart
+                        request.sub = f"bench-user-{(i * 7919 + n) % users}"
                     if keyed:  # a new key per send: every one is claimed and recorded in the store
-                        n += 1
                         request.idempotency_key = f"{os.getpid()}-{i}-{n}"
                     await stub.Send(request, timeout=10, metadata=metadata)
             except grpc.aio.AioRpcError:
@@ -112,7 +121,9 @@ async def _http(base: str, concurrency: int, duration: float) -> dict[str, Any]:
 async def main(args: argparse.Namespace) -> None:
     if args.mode in ("grpc", "batch"):
         batch = args.batch if args.mode == "batch" else 0
-        result = await _grpc(args.target, args.concurrency, args.duration, args.channels, batch, args.token, args.keyed)
+        result = await _grpc(
+            args.target, args.concurrency, args.duration, args.channels, batch, args.token, args.keyed, args.users
+        )
     else:
         result = await _http(args.target, args.concurrency, args.duration)
     print(json.dumps(result))
@@ -128,4 +139,5 @@ if __name__ == "__main__":
     parser.add_argument("--channels", type=int, default=4)
     parser.add_argument("--token", help="a bearer token for the authorization metadata")
     parser.add_argument("--keyed", action="store_true", help="an idempotency key per Send")
+    parser.add_argument("--users", type=int, default=1, help="subs the Sends go to, in turn (1: one user)")
     uvloop.run(main(parser.parse_args()))

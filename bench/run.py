@@ -181,11 +181,17 @@ def features_config(directory: Path) -> tuple[Path, str]:
 
 
 def drive(
-    mode: str, target: str, concurrency: int, duration: float, token: str | None = None, keyed: bool = False
+    mode: str,
+    target: str,
+    concurrency: int,
+    duration: float,
+    token: str | None = None,
+    keyed: bool = False,
+    users: int = 1,
 ) -> tuple[list[float], int, int]:
     procs = 1 if concurrency <= 16 else 2
     per = [concurrency // procs + (1 if i < concurrency % procs else 0) for i in range(procs)]
-    extra = [*(["--token", token] if token else []), *(["--keyed"] if keyed else [])]
+    extra = [*(["--token", token] if token else []), *(["--keyed"] if keyed else []), "--users", str(users)]
     loaders = [
         subprocess.Popen(
             [
