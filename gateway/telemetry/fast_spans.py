@@ -29,6 +29,7 @@ from opentelemetry.util import types
 log = logging.getLogger(__name__)
 _UNSET = Status(StatusCode.UNSET)
 _PLAIN = (bool, int, float)
+_SCALAR = (str, bool, int, float)  # sequence items that need no cleaning (strings: without a length limit)
 
 
 class FastSpan(sdk_trace.Span):
@@ -82,32 +83,35 @@ class FastSpan(sdk_trace.Span):
         return self._dropped_attributes
 
     def set_attribute(self, key: str, value: types.AnyValue) -> None:
+        self.set_attributes({key: value})
+
+    def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
         if self._end_time is not None:
             log.warning("Setting attribute on ended span.")
             return
-        if not key or not isinstance(key, str):
-            self._dropped_attributes += 1
-            return
-        if type(value) is str:
-            limit = self._max_value_len
-            if limit is not None and len(value) > limit:
-                value = value[:limit]
-        elif type(value) not in _PLAIN:
-            value = _clean_attribute_value(value, self._max_value_len)
-        attributes: dict[str, types.AnyValue] = self._attributes
-        if key in attributes:
-            del attributes[key]  # re-set keys move to the end, as in BoundedAttributes
-        elif self._max_attributes is not None and len(attributes) >= self._max_attributes:
-            if self._max_attributes == 0:
-                self._dropped_attributes += 1
-                return
-            del attributes[next(iter(attributes))]
-            self._dropped_attributes += 1
-        attributes[key] = value
-
-    def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
+        stored: dict[str, types.AnyValue] = self._attributes
+        limit, most = self._max_value_len, self._max_attributes
         for key, value in attributes.items():
-            self.set_attribute(key, value)
+            if type(key) is not str or not key:
+                self._dropped_attributes += 1
+                continue
+            kind = type(value)
+            if kind is str:
+                if limit is not None and len(value) > limit:  # type: ignore[arg-type]
+                    value = value[:limit]  # type: ignore[index]
+            elif kind not in _PLAIN:
+                if (kind is list or kind is tuple) and limit is None and all(type(v) in _SCALAR for v in value):  # type: ignore[union-attr]
+                    value = tuple(value)  # type: ignore[arg-type]
+                else:
+                    value = _clean_attribute_value(value, limit)
+            if key in stored:
+                del stored[key]  # re-set keys move to the end, as in BoundedAttributes
+            elif most is not None and len(stored) >= most:
+                self._dropped_attributes += 1
+                if most == 0:
+                    continue
+                del stored[next(iter(stored))]
+            stored[key] = value
 
     def _add_event(self, event: Any) -> None:
         if self._end_time is not None:

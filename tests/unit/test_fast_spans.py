@@ -90,6 +90,11 @@ def test_same_otlp_bytes_as_the_sdk_span() -> None:
     assert (next(s for s in fast if s.name == "POST").attributes or {})["url.full"] == "http://h"
     assert (server.attributes or {})["over.2"] == ("x", "a value ")
     assert list(server.attributes or {})[-3:] == ["rpc.system", "over.1", "over.2"]
+    # Without limits (the gateway's configuration): sequences stored as tuples on the fast path.
+    unlimited = SpanLimits(max_span_attributes=128)
+    sdk, fast = _record(fast=False, limits=unlimited), _record(fast=True, limits=unlimited)
+    assert encode_spans(fast).SerializeToString() == encode_spans(sdk).SerializeToString()
+    assert [dict(s.attributes or {}) for s in fast] == [dict(s.attributes or {}) for s in sdk]
 
 
 def _fields(s: ReadableSpan) -> tuple[Any, ...]:
