@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.run import BIN, drive, features_config, free_port, gateway_env, start
+from bench.run import BIN, Proc, drive, features_config, free_port, gateway_env, start, start_sink_and_emulator
 
 ROWS = ("forwarder", "gateway", "gateway+otel", "gateway keyed", "gateway 10k users")
 
@@ -46,12 +46,9 @@ def measure(row: str, seconds: float, workdir: Path) -> dict[str, float]:
     out = workdir / f"callgrind-{row.replace(' ', '-')}.out"
     valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes"]
     valgrind += [f"--callgrind-out-file={out}", str(BIN / "python")]
-    procs = []
+    procs: list[Proc] = []
     try:
-        sink = ["-m", "bench.otlp_sink", "--port", str(ports["sink"]), "--grpc-port", str(ports["sink_grpc"])]
-        procs.append(start("sink", [sys.executable, *sink], "", ready=b"ready"))
-        emulator = [str(BIN / "smartpush-gateway"), "emulator", "--listen", f"127.0.0.1:{ports['emulator']}"]
-        procs.append(start("emulator", emulator, emulator_url, ready=b"emulator on"))
+        start_sink_and_emulator(ports, procs)
         if row == "forwarder":
             argv = [*valgrind, "-m", "bench.forwarder", "--listen", address, "--upstream", emulator_url]
             argv += ["--client-id", "demo-client", "--secret", "demo-secret"]

@@ -19,7 +19,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from bench.run import BIN, ROOT, drive, features_config, free_port, gateway_env, start
+from bench.run import BIN, ROOT, Proc, drive, features_config, free_port, gateway_env, start, start_sink_and_emulator
 
 
 def _summarise(collapsed: Path, top: int, thread: str = "MainThread") -> None:
@@ -70,12 +70,9 @@ def main() -> int:
     emulator_url = f"http://127.0.0.1:{ports['emulator']}"
     env = gateway_env(emulator_url, otlp_port=ports["sink_grpc"] if args.otel else None)
     env["SMARTPUSH_GATEWAY_STATE__SQLITE_PATH"] = str(workdir / "state.sqlite3")
-    procs = []
+    procs: list[Proc] = []
     try:
-        sink = ["-m", "bench.otlp_sink", "--port", str(ports["sink"]), "--grpc-port", str(ports["sink_grpc"])]
-        procs.append(start("sink", [sys.executable, *sink], "", ready=b"ready"))
-        emulator = [str(BIN / "smartpush-gateway"), "emulator", "--listen", f"127.0.0.1:{ports['emulator']}"]
-        procs.append(start("emulator", emulator, emulator_url, ready=b"emulator on"))
+        start_sink_and_emulator(ports, procs)
         address = f"127.0.0.1:{ports['gateway']}"
         serve = [str(BIN / "smartpush-gateway"), "serve", "--config", str(config), "--listen", address]
         gateway = start("gateway", serve, address, env, b"listening")

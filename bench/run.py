@@ -122,6 +122,16 @@ def gateway_env(emulator_url: str, otlp_port: int | None = None) -> dict[str, st
     return env
 
 
+def start_sink_and_emulator(ports: dict[str, int], procs: list[Proc]) -> None:
+    """The discarding OTLP sink (ports `sink`, `sink_grpc`) and the emulator (port `emulator`),
+    started and added to `procs` (stopped by the caller, last first)."""
+    sink_argv = ["-m", "bench.otlp_sink", "--port", str(ports["sink"]), "--grpc-port", str(ports["sink_grpc"])]
+    procs.append(start("sink", [sys.executable, *sink_argv], "", ready=b"ready"))
+    address = f"127.0.0.1:{ports['emulator']}"
+    argv = [str(BIN / "smartpush-gateway"), "emulator", "--listen", address]
+    procs.append(start("emulator", argv, f"http://{address}", ready=b"emulator on"))
+
+
 def median_row(rows: list[Row]) -> Row:
     """One row from several rounds of the same measurement: the median of each figure."""
     first = rows[0]
@@ -278,15 +288,7 @@ def main() -> int:
 
     procs: list[Proc] = []
     try:
-        sink_argv = ["-m", "bench.otlp_sink", "--port", str(ports["sink"]), "--grpc-port", str(ports["sink_grpc"])]
-        procs.append(start("sink", [sys.executable, *sink_argv], "", ready=b"ready"))
-        emulator = start(
-            "emulator",
-            [str(BIN / "smartpush-gateway"), "emulator", "--listen", f"127.0.0.1:{ports['emulator']}"],
-            emulator_url,
-            ready=b"emulator on",
-        )
-        procs.append(emulator)
+        start_sink_and_emulator(ports, procs)
         off = gateway("gateway", "off", base_env)
         on = gateway("gateway+otel", "on", on_env)
         # The same, as two worker processes sharing the port (serve --workers 2).
