@@ -17,6 +17,7 @@ from opentelemetry import trace
 SAFE_EXTRAS = frozenset(
     {
         "rpc",
+        "caller",  # the admitted caller's configured name (never its token or certificate)
         "grpc_code",
         "reason",
         "rq_uid",

@@ -27,6 +27,7 @@ from smartpush.gateway.v1 import (
 from smartpush_gateway_client.errors import decode
 
 from gateway.emulator import DEMO_TEMPLATE_ID
+from gateway.logs import JsonFormatter
 from gateway.server import Gateway
 from gateway.telemetry import Telemetry
 from tests import seed_examples as seeds
@@ -167,6 +168,9 @@ async def test_the_caller_is_named_in_logs_spans_and_metrics(
         await _refused(stub.Send(send_request(), timeout=5))
     callers = [getattr(r, "caller", None) for r in caplog.records if r.name == "gateway.calls"]
     assert callers == ["billing", "billing", "(unidentified)"]
+    # ...and on the line the log handler writes (the formatters keep an allow-list of fields).
+    written = [json.loads(JsonFormatter().format(r)) for r in caplog.records if r.name == "gateway.calls"]
+    assert [line.get("caller") for line in written] == callers
     assert not any(token in r.getMessage() or token in str(r.__dict__) for r in caplog.records)
     server_spans = [s for s in spans.get_finished_spans() if s.name.endswith("PushService/Send")]
     assert [(s.attributes or {}).get("smartpush.caller") for s in server_spans] == ["billing", "billing", None]
