@@ -79,7 +79,10 @@ async def test_span_tree_of_one_send_continues_the_callers_trace(traced: Capture
     assert [s.name for s in _children(spans, second)] == ["POST"]
 
 
-async def test_concurrent_cold_calls_wait_on_one_refresh(traced: Captured) -> None:
+async def test_concurrent_cold_calls_wait_on_one_refresh(traced: Captured, admin: EmulatorAdmin) -> None:
+    # A slow token answer keeps the refresh in flight while the other calls arrive (without it,
+    # whether any call finds it in flight depends on the machine's timing).
+    await admin.next_fault(endpoint="token", latency_ms=500)
     async with grpc.aio.insecure_channel(traced.gateway.address) as ch:
         stub = async_stub(ch)
         await asyncio.gather(*(stub.Send(send_request(), timeout=5) for _ in range(20)))
