@@ -165,12 +165,24 @@ class FastTracer(sdk_trace.Tracer):
     """The SDK tracer's `start_span` (sampling, ids, flags, trace state) making `FastSpan`s."""
 
     _no_lock = _NoLock()
+    _sdk: sdk_trace.Tracer
 
     @classmethod
     def of(cls, tracer: sdk_trace.Tracer) -> FastTracer:
         fast = cls.__new__(cls)
-        fast.__dict__.update(tracer.__dict__)  # same sampler, processors, resource, scope, limits, config
+        fast.__dict__.update(tracer.__dict__)  # same sampler, processors, scope, limits
+        fast._sdk = tracer
         return fast
+
+    # Read through the SDK's tracer, which its provider keeps current (a resource updated after a
+    # fork, a tracer configurator set later); these properties take precedence over the copies.
+    @property
+    def resource(self) -> Any:  # type: ignore[override]
+        return self._sdk.resource
+
+    @property
+    def _tracer_config(self) -> Any:  # type: ignore[override]
+        return self._sdk._tracer_config
 
     def start_span(
         self,

@@ -124,3 +124,17 @@ def test_the_sampler_decides_as_in_the_sdk() -> None:
 def test_other_tracers_are_left_alone() -> None:
     noop = trace.NoOpTracer()
     assert fast_tracer(noop) is noop
+
+
+def test_the_providers_later_changes_reach_the_fast_tracer() -> None:
+    from opentelemetry.sdk.trace import _disable_tracer_configurator
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "gw"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = fast_tracer(provider.get_tracer("gateway"))
+    provider._update_resource(Resource({"process.pid": 4242}))  # what the SDK does after a fork
+    tracer.start_span("after the fork").end()
+    assert exporter.get_finished_spans()[0].resource.attributes["process.pid"] == 4242
+    provider._set_tracer_configurator(tracer_configurator=_disable_tracer_configurator)
+    assert not tracer.start_span("disabled").is_recording()

@@ -124,7 +124,6 @@ def test_grpc_exporter_sends_the_encoded_bytes_as_they_are() -> None:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
     from gateway.telemetry.exporters import FastGrpcSpanExporter
-    from tests.helpers import free_port
 
     received: list[bytes] = []
 
@@ -137,8 +136,7 @@ def test_grpc_exporter_sends_the_encoded_bytes_as_they_are() -> None:
         {"Export": grpc.unary_unary_rpc_method_handler(export)},  # raw bytes in and out
     )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=[handler])
-    port = free_port()
-    server.add_insecure_port(f"127.0.0.1:{port}")
+    port = server.add_insecure_port("127.0.0.1:0")  # the port it got: no window for another to take it
     server.start()
     try:
         spans = _spans()
