@@ -14,7 +14,7 @@ test encodes a span from each tracer and requires the same bytes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from time import time_ns
 from typing import Any
 
@@ -46,6 +46,7 @@ class FastSpan(sdk_trace.Span):
         links: Sequence[trace_api.Link],
         record_exception: bool,
         set_status_on_exception: bool,
+        record_end_metrics: Callable[[], None] | None = None,
     ) -> None:
         # Not the SDK __init__: that is what this class exists to avoid. These are the fields the
         # SDK's ReadableSpan and Span read.
@@ -76,7 +77,7 @@ class FastSpan(sdk_trace.Span):
         # Events and links are rare on the gateway's spans: their bounded lists are made on first use.
         self._events = ()
         self._links = self._new_links(links) if links else ()
-        self._record_end_metrics = None
+        self._record_end_metrics = record_end_metrics
 
     @property
     def dropped_attributes(self) -> int:
@@ -220,9 +221,9 @@ class FastTracer(sdk_trace.Tracer):
         if not result.decision.is_recording():  # type: ignore[no-untyped-call]
             return trace_api.NonRecordingSpan(context=span_context)
         span = FastSpan(
-            name, span_context, parent, self, kind, result.attributes, links, record_exception, set_status_on_exception
-        )
-        span._record_end_metrics = end_metrics
+            name, span_context, parent, self, kind, result.attributes, links, record_exception,
+            set_status_on_exception, end_metrics,
+        )  # fmt: skip
         span.start(start_time=start_time, parent_context=context)
         return span
 

@@ -112,7 +112,7 @@ class FastHistogram:
                 point.exemplars[index] = (value, time_ns(), sampled)
 
     def _attributes(self, key: tuple[AttributeValue, ...]) -> dict[str, AttributeValue]:
-        if key is _OVERFLOW or key == _OVERFLOW:
+        if key == _OVERFLOW:
             return {"otel.metric.overflow": True}
         # None: an attribute this sample does not carry (e.g. error.type of an answered request).
         return {k: v for k, v in zip(self._names, key, strict=True) if v is not None}

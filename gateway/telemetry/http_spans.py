@@ -19,8 +19,16 @@ def post_attributes(url: str, endpoint: str) -> dict[str, str | int]:
     }
 
 
+# http.client.request.duration's attributes (HTTP client semantic conventions), in key order: the
+# four of `metric_key`, then the response's status code or the error's type (None for the other).
+UPSTREAM_KEY = (
+    "http.request.method", "server.address", "server.port", "smartpush.endpoint",
+    "http.response.status_code", "error.type",
+)  # fmt: skip
+
+
 def metric_key(span_attributes: dict[str, str | int]) -> tuple[str | int, ...]:
-    """The leading values of `http.client.request.duration`'s key (setup.UPSTREAM_KEY) for a POST
+    """The leading values of `http.client.request.duration`'s key (UPSTREAM_KEY) for a POST
     with these span attributes: without `url.full` and the resend count (not metric attributes:
     one series per URL or attempt number would say nothing a span does not)."""
     a = span_attributes

@@ -26,19 +26,16 @@ from gateway import __version__
 from gateway.config import TelemetrySettings
 from gateway.telemetry.fast_spans import fast_tracer
 from gateway.telemetry.histograms import FastHistogram, attach
+from gateway.telemetry.http_spans import UPSTREAM_KEY
 from gateway.telemetry.policy import SubHasher
 from gateway.telemetry.tally import Tally
 
 log = logging.getLogger(__name__)
 SCOPE = "smartpush-gateway"
+# rpc.server.call.duration's attributes, in the order of the keys server_spans.RpcSpan records.
+RPC_KEY = ("rpc.system", "rpc.service", "rpc.method", "rpc.grpc.status_code", "smartpush.caller")
 # Histogram buckets in seconds (OpenTelemetry semantic conventions): loopback calls take well under
 # a millisecond, SmartPush tens to hundreds.
-# http.client.request.duration's attributes (HTTP client semantic conventions), in key order; a
-# sample carries either the response's status code or the error's type (None for the other).
-UPSTREAM_KEY = (
-    "http.request.method", "server.address", "server.port", "smartpush.endpoint",
-    "http.response.status_code", "error.type",
-)  # fmt: skip
 DURATION_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -56,7 +53,7 @@ class Telemetry:
         # The two duration histograms recorded on every call are aggregated here (histograms.py).
         self.rpc_duration = self._histogram(
             "rpc.server.call.duration", "s", "Duration of inbound RPCs",
-            ("rpc.system", "rpc.service", "rpc.method", "rpc.grpc.status_code", "smartpush.caller"),
+            RPC_KEY,
         )  # fmt: skip
         # In-flight RPCs and results are counted in plain dicts and observed at collection (tally.py).
         self.in_flight = Tally(("rpc.system", "rpc.service", "rpc.method"))
