@@ -24,8 +24,8 @@ from gateway.smartpush.http import Reply, Upstream
 from gateway.smartpush.retry import Failure, RetryPolicy, classify_attempt, parse_retry_after
 from gateway.smartpush.tokens import TokenProvider
 from gateway.telemetry import Telemetry
+from gateway.telemetry.histograms import sampled_context
 from gateway.telemetry.http_spans import metric_key, post_attributes
-from gateway.telemetry.http_spans import sampled_context as _sampled
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ class SmartPushClient:
                 span.set_attribute("error.type", type(exc).__name__)
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
                 self._t.upstream_duration.record(
-                    time.perf_counter() - start, (*key, None, type(exc).__name__), _sampled(span)
+                    time.perf_counter() - start, (*key, None, type(exc).__name__), sampled_context(span)
                 )
                 raise
             status = response.status_code
@@ -244,7 +244,7 @@ class SmartPushClient:
                         "unauthorized" if status == 401 else "rate_limited" if status == 429 else "server",
                     )
                 span.set_status(Status(StatusCode.ERROR, f"HTTP {status}"))
-            self._t.upstream_duration.record(time.perf_counter() - start, (*key, status, None), _sampled(span))
+            self._t.upstream_duration.record(time.perf_counter() - start, (*key, status, None), sampled_context(span))
             return response
         finally:
             span.end()

@@ -24,7 +24,8 @@ from smartpush.gateway.v1 import errors_pb2
 from gateway.clock import Clock
 from gateway.errors import GatewayError
 from gateway.telemetry import Telemetry
-from gateway.telemetry.http_spans import metric_key, post_attributes, sampled_context
+from gateway.telemetry.histograms import sampled_context
+from gateway.telemetry.http_spans import metric_key, post_attributes
 
 log = logging.getLogger(__name__)
 

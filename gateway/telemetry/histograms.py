@@ -40,7 +40,7 @@ from opentelemetry.sdk.metrics.export import (
     ScopeMetrics,
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import Span, SpanContext
 from opentelemetry.util.types import AttributeValue
 
 # Past this many attribute sets, samples go to one overflow point (the SDK's default limit and
@@ -159,6 +159,12 @@ class FastHistogram:
             return None
         temporality = AggregationTemporality.DELTA if delta else AggregationTemporality.CUMULATIVE
         return Metric(self.name, self.description, self.unit, Histogram(points, temporality))
+
+
+def sampled_context(span: Span) -> SpanContext | None:
+    """The span's context when it is sampled (a sample's exemplar may point at it), else None."""
+    ctx = span.get_span_context()
+    return ctx if ctx.trace_flags.sampled else None
 
 
 def _ignore(value: float, key: tuple[AttributeValue, ...], sampled: SpanContext | None = None) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from opentelemetry.trace import Span, SpanContext
-
 
 def post_attributes(url: str, endpoint: str) -> dict[str, str | int]:
     """For a span of a POST to `url`; `endpoint` says which SmartPush endpoint (token, extended, lite)."""
@@ -33,9 +31,3 @@ def metric_key(span_attributes: dict[str, str | int]) -> tuple[str | int, ...]:
     one series per URL or attempt number would say nothing a span does not)."""
     a = span_attributes
     return a["http.request.method"], a["server.address"], a["server.port"], a["smartpush.endpoint"]
-
-
-def sampled_context(span: Span) -> SpanContext | None:
-    """The span's context when it is sampled (a metric exemplar may point at it), else None."""
-    ctx = span.get_span_context()
-    return ctx if ctx.trace_flags.sampled else None

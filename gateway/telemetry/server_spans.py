@@ -18,6 +18,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from gateway.telemetry.histograms import sampled_context
 from gateway.telemetry.setup import Telemetry
 
 if TYPE_CHECKING:
@@ -90,9 +91,4 @@ class RpcSpan:
             span.set_status(Status(StatusCode.ERROR, code.name))
         span.end()
         of._in_flight.add(of._key, -1)
-        ctx = span.get_span_context()
-        of._duration.record(
-            time.perf_counter() - self._start,
-            (*of._key, number, self._caller),
-            ctx if ctx.trace_flags.sampled else None,
-        )
+        of._duration.record(time.perf_counter() - self._start, (*of._key, number, self._caller), sampled_context(span))
