@@ -319,3 +319,18 @@ async def test_sqlite_one_failing_call_in_a_batch_undoes_only_itself(tmp_path: P
     assert await store.get("n", "broken") is None  # its first statement was undone with it
     assert all([await store.get("n", f"k{i}") == b"v" for i in range(50)])
     await store.close()
+
+
+async def test_a_charge_of_several_sends_counts_them_all(stores: tuple[StateStore, StateStore]) -> None:
+    """What a quota lease asks of the store: several sends charged at once, or none of them."""
+    from gateway.state.limits import Limit
+
+    a, b = stores
+    window = [Limit("project:p:minute", "window", 10, 60.0, "project:p:per_minute", "10 sends per minute")]
+    assert await a.take(window, [6]) is None
+    assert await b.take(window, [5]) is not None  # 11 > 10: refused, nothing charged
+    assert await b.take(window, [4]) is None
+    assert await a.take(window) is not None  # all 10 spent
+    rate = [Limit("caller:c", "rate", 1.0, 3, "caller:c", "1 send per second, burst 3")]
+    assert await a.take(rate, [3]) is None
+    assert await b.take(rate, [1]) is not None  # the burst went in one charge
