@@ -2,14 +2,21 @@
 
 Only an allow-list of `extra` keys is written, so a sub, template values, a secret or a
 token cannot reach the log through a careless `extra=`.
+
+The access log (a line per call) may skip the LogRecord: when the process's only listener is
+the handler `configure` installed, `write_direct` builds the very line JsonFormatter would and
+queues it for one write per event-loop turn. Anything else listening (a test's caplog, a handler
+added by an embedding program) gets records as before.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TextIO
 
 import orjson
 from opentelemetry import trace
@@ -61,16 +68,27 @@ class TraceContextFilter(logging.Filter):
         return True
 
 
+class _Stamp:
+    """UTC timestamps to the millisecond, one strftime per second rather than per line."""
+
+    second = -1
+    text = ""
+
+    def __call__(self, created: float) -> str:
+        second = int(created)
+        if second != self.second:
+            self.second, self.text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self.text}.{int((created - second) * 1000):03d}Z"  # LogRecord.msecs, truncated
+
+
 class JsonFormatter(logging.Formatter):
-    _second = -1
-    _stamp = ""
+    def __init__(self) -> None:
+        super().__init__()
+        self._stamp = _Stamp()
 
     def format(self, record: logging.LogRecord) -> str:
-        second = int(record.created)
-        if second != self._second:  # one strftime per second, not per line (called under the handler's lock)
-            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         out: dict[str, Any] = {
-            "ts": f"{self._stamp}.{int(record.msecs):03d}Z",
+            "ts": self._stamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
@@ -94,12 +112,94 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class LineHandler(logging.StreamHandler[TextIO]):
+    """The handler `configure` installs: each record's line, and lines queued by `write_direct`
+    written together once per event-loop turn (one write for many calls' access lines)."""
+
+    def __init__(self, stream: TextIO, json: bool) -> None:
+        super().__init__(stream)
+        self.json = json
+        self.setFormatter(JsonFormatter() if json else TextFormatter())
+        self._trace_filter = TraceContextFilter()
+        self.addFilter(self._trace_filter)
+        self._stamp = _Stamp()
+        self._pending: list[str] = []
+        self._scheduled = False
+
+    def direct_ok(self) -> bool:
+        """Whether a line written here says all a record would: JSON, this handler's own filter."""
+        return self.json and self.level <= logging.INFO and self.filters == [self._trace_filter]
+
+    def queue(self, line: str) -> None:
+        with self.lock:  # type: ignore[union-attr]  # made by Handler.__init__
+            self._pending.append(line)
+            if self._scheduled:
+                return
+            self._scheduled = True
+        try:
+            asyncio.get_running_loop().call_soon(self.flush)
+        except RuntimeError:  # no loop in this thread: now
+            self.flush()
+
+    def _drain(self) -> None:
+        # Under the lock: queued lines first, so a record emitted after them is written after them.
+        self._scheduled = False
+        if self._pending:
+            self.stream.write("\n".join(self._pending) + "\n")
+            self._pending.clear()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._pending:
+            self._drain()  # Handler.handle holds the lock
+        super().emit(record)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._drain()
+            super().flush()
+
+
+_installed: LineHandler | None = None
+
+
+def write_direct(logger: logging.Logger, msg: str, extra: Mapping[str, Any]) -> bool:
+    """An INFO line from `logger` without a LogRecord, when nothing but the installed JSON handler
+    would see the record; False (and nothing written) otherwise: log the record instead.
+
+    The line is JsonFormatter's for the same record: ts, level, logger, msg, the allow-listed
+    extras in their order, then the current trace and span id (TraceContextFilter's)."""
+    if not logger.isEnabledFor(logging.INFO):
+        return True  # a record would not be made either
+    handler = _installed
+    if handler is None or not handler.direct_ok() or logger.filters or logger.disabled:
+        return False
+    node: logging.Logger | None = logger
+    while node is not None and node is not logging.root:
+        if node.handlers or not node.propagate:
+            return False
+        node = node.parent
+    root = logging.root.handlers
+    if len(root) != 1 or root[0] is not handler:
+        return False
+    out: dict[str, Any] = {"ts": handler._stamp(time.time()), "level": "INFO", "logger": logger.name, "msg": msg}
+    for k, v in extra.items():
+        if k in SAFE_EXTRAS:
+            out[k] = v
+    ctx = trace.get_current_span().get_span_context()
+    if ctx.trace_id:
+        out["trace_id"] = format(ctx.trace_id, "032x")
+        out["span_id"] = format(ctx.span_id, "016x")
+    handler.queue(orjson.dumps(out, default=str).decode())
+    return True
+
+
 def configure(level: str = "INFO", fmt: str = "auto") -> None:
+    global _installed
     if fmt == "auto":
         fmt = "text" if sys.stderr.isatty() else "json"
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    handler.addFilter(TraceContextFilter())
+    if _installed is not None:
+        _installed.flush()
+    handler = _installed = LineHandler(sys.stderr, json=fmt == "json")
     # Per-record work no line of ours prints (the logging HOWTO's "Optimization" section): the
     # caller's file and line (a stack walk), thread, process and multiprocessing names.
     logging._srcfile = None

@@ -28,6 +28,7 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from smartpush.gateway.v1 import errors_pb2
 
+from gateway import logs
 from gateway.auth.callers import ANYONE, Caller
 from gateway.auth.gate import Gate
 from gateway.errors import FieldViolation, GatewayError, internal, invalid_argument, to_grpc_status
@@ -311,4 +312,5 @@ def _log_call(call: CallInfo, code: grpc.StatusCode, reason: str | None, start: 
         extra["rq_uid"] = call.rq_uid
     if reason:
         extra["reason"] = reason
-    log.info("%s %s", call.rpc, code.name, extra=extra)
+    if not logs.write_direct(log, f"{call.rpc} {code.name}", extra):
+        log.info("%s %s", call.rpc, code.name, extra=extra)
