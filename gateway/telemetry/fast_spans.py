@@ -14,7 +14,9 @@ test encodes a span from each tracer and requires the same bytes.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
+from random import getrandbits
 from time import time_ns
 from typing import Any
 
@@ -22,7 +24,13 @@ from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import _clean_attribute_value
 from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk._shared_internal import BatchProcessor
+from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
 
@@ -30,6 +38,51 @@ log = logging.getLogger(__name__)
 _UNSET = Status(StatusCode.UNSET)
 _PLAIN = (bool, int, float)
 _SCALAR = (str, bool, int, float)  # sequence items that need no cleaning (strings: without a length limit)
+_ROOT_FLAGS = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
+_INVALID_TRACE = trace_api.INVALID_TRACE_ID
+_INVALID_SPAN = trace_api.INVALID_SPAN_ID
+
+
+def _batch_queues(processor: Any) -> tuple[BatchProcessor[Any], ...] | None:
+    """The batch queues behind the provider's processors when every one is the SDK's
+    BatchSpanProcessor (whose on_start and _on_ending do nothing); None otherwise."""
+    if type(processor) is not sdk_trace.SynchronousMultiSpanProcessor:
+        return None
+    found = processor._span_processors
+    if not all(type(p) is BatchSpanProcessor for p in found):
+        return None
+    return tuple(p._batch_processor for p in found)  # type: ignore[attr-defined]
+
+
+class _LastQueues:
+    """_batch_queues of the last processor asked about, until its processors change (adding one
+    replaces the provider's tuple of them)."""
+
+    def __init__(self) -> None:
+        self._processor: Any = None
+        self._tuple: Any = None
+        self._queues: tuple[BatchProcessor[Any], ...] | None = None
+
+    def __call__(self, processor: Any) -> tuple[BatchProcessor[Any], ...] | None:
+        listed = getattr(processor, "_span_processors", None)
+        if processor is not self._processor or listed is not self._tuple:
+            self._processor, self._tuple, self._queues = processor, listed, _batch_queues(processor)
+        return self._queues
+
+
+_only_batching = _LastQueues()
+
+
+def _enqueue(queue: BatchProcessor[Any], span: Any) -> None:
+    """BatchProcessor.emit (SDK 1.45.2) without its fork check per span: os.getpid is a system
+    call, and the processor re-initialises in a forked child through os.register_at_fork."""
+    q = queue._queue
+    if queue._shutdown or len(q) == queue._max_queue_size:
+        queue.emit(span)  # the SDK's own refusal: its warning and dropped-items count
+        return
+    q.appendleft(span)
+    if len(q) >= queue._max_export_batch_size and not queue._worker_awaken.is_set():
+        queue._worker_awaken.set()
 
 
 class FastSpan(sdk_trace.Span):
@@ -147,8 +200,16 @@ class FastSpan(sdk_trace.Span):
         if self._record_end_metrics:
             self._record_end_metrics()
         processor = self._span_processor
-        processor._on_ending(self)
-        processor.on_end(self)
+        queues = _only_batching(processor) if _FORK_HOOKS else None
+        if queues is None:
+            processor._on_ending(self)
+            processor.on_end(self)
+        elif self._context is not None and self._context.trace_flags.sampled:  # BatchSpanProcessor.on_end's test
+            for queue in queues:
+                _enqueue(queue, self)
+
+
+_FORK_HOOKS = hasattr(os, "register_at_fork")  # what lets _enqueue skip the fork check
 
 
 class _NoLock:
@@ -168,11 +229,26 @@ class FastTracer(sdk_trace.Tracer):
     _no_lock = _NoLock()
     _sdk: sdk_trace.Tracer
 
+    _lean = False
+
     @classmethod
     def of(cls, tracer: sdk_trace.Tracer) -> FastTracer:
         fast = cls.__new__(cls)
         fast.__dict__.update(tracer.__dict__)  # same sampler, processors, scope, limits
         fast._sdk = tracer
+        # The SDK's defaults (parentbased_always_on, random ids, no SDK self-metrics) decide in a
+        # few lines what their objects decide in a dozen calls; anything else takes their path.
+        s = tracer.sampler
+        fast._lean = (
+            type(s) is ParentBased
+            and s._root is ALWAYS_ON
+            and s._remote_parent_sampled is ALWAYS_ON
+            and s._local_parent_sampled is ALWAYS_ON
+            and s._remote_parent_not_sampled is ALWAYS_OFF
+            and s._local_parent_not_sampled is ALWAYS_OFF
+            and type(tracer.id_generator) is RandomIdGenerator
+            and type(tracer._tracer_metrics) is NoOpTracerMetrics
+        )
         return fast
 
     # Read through the SDK's tracer, which its provider keeps current (a resource updated after a
@@ -197,6 +273,10 @@ class FastTracer(sdk_trace.Tracer):
         set_status_on_exception: bool = True,
     ) -> trace_api.Span:
         links = links or ()
+        if self._lean and not links and self._tracer_config.is_enabled:
+            return self._start_lean(
+                name, context, kind, attributes, start_time, record_exception, set_status_on_exception
+            )
         parent: SpanContext | None = trace_api.get_current_span(context).get_span_context()
         if not self._is_enabled():
             return trace_api.NonRecordingSpan(context=parent)  # type: ignore[arg-type]
@@ -225,6 +305,47 @@ class FastTracer(sdk_trace.Tracer):
             set_status_on_exception, end_metrics,
         )  # fmt: skip
         span.start(start_time=start_time, parent_context=context)
+        return span
+
+    def _start_lean(
+        self,
+        name: str,
+        context: context_api.Context | None,
+        kind: SpanKind,
+        attributes: types.Attributes,
+        start_time: int | None,
+        record_exception: bool,
+        set_status_on_exception: bool,
+    ) -> trace_api.Span:
+        """start_span under ParentBased(ALWAYS_ON) with RandomIdGenerator, as the SDK decides it:
+        a root or a sampled parent records and samples (the parent's trace state kept), an
+        unsampled parent drops; trace id then span id drawn from `random` as the SDK draws them."""
+        found = (context if context is not None else context_api.get_current()).get(_SPAN_KEY)
+        parent: SpanContext | None = found.get_span_context() if isinstance(found, trace_api.Span) else None
+        if parent is None or not parent.is_valid:
+            parent = None
+            trace_id = getrandbits(128)
+            while trace_id == _INVALID_TRACE:
+                trace_id = getrandbits(128)
+            flags, state = _ROOT_FLAGS, None
+        else:
+            parent_flags = parent.trace_flags
+            trace_id, state = parent.trace_id, parent.trace_state
+            bits = TraceFlags.SAMPLED if parent_flags.sampled else TraceFlags.DEFAULT
+            flags = TraceFlags(bits | TraceFlags.RANDOM_TRACE_ID if parent_flags.random_trace_id else bits)
+        span_id = getrandbits(64)
+        while span_id == _INVALID_SPAN:
+            span_id = getrandbits(64)
+        span_context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags, trace_state=state)
+        if not flags.sampled:  # ALWAYS_OFF under an unsampled parent: DROP
+            return trace_api.NonRecordingSpan(context=span_context)
+        span = FastSpan(
+            name, span_context, parent, self, kind, attributes, (), record_exception, set_status_on_exception, None
+        )
+        span._start_time = start_time if start_time is not None else time_ns()
+        processor = self.span_processor
+        if _only_batching(processor) is None:  # BatchSpanProcessor.on_start does nothing
+            processor.on_start(span, parent_context=context)
         return span
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -14,11 +15,20 @@ from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
-from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
 
 from gateway.telemetry.fast_spans import FastSpan, FastTracer, fast_tracer
 from gateway.telemetry.span_wire import encode_trace_request
@@ -138,3 +148,89 @@ def test_the_providers_later_changes_reach_the_fast_tracer() -> None:
     assert exporter.get_finished_spans()[0].resource.attributes["process.pid"] == 4242
     provider._set_tracer_configurator(tracer_configurator=_disable_tracer_configurator)
     assert not tracer.start_span("disabled").is_recording()
+
+
+def _default_path(fast: bool, parent: SpanContext | None, extra: Any = None) -> tuple[list[Any], list[Any]]:
+    """The gateway's usual configuration: the SDK's default sampler and random ids, batching to an
+    exporter (`extra`, another processor, when given). Random is seeded so both tracers draw the
+    same ids, in the same order; returns the exported spans and every started span's context."""
+    random.seed(20261123)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "gw"}))
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    if extra is not None:
+        provider.add_span_processor(extra)
+    tracer = provider.get_tracer("gateway", "1.2.3")
+    if fast:
+        tracer = fast_tracer(tracer)
+        assert isinstance(tracer, FastTracer)
+        assert tracer._lean
+    context = trace.set_span_in_context(NonRecordingSpan(parent)) if parent is not None else None
+    started = []
+    server = tracer.start_span(
+        "PushService/Send", context=context, kind=SpanKind.SERVER, attributes={"a": 1}, start_time=1_000
+    )
+    started.append(server.get_span_context())
+    token = otel_context.attach(trace.set_span_in_context(server))
+    try:
+        client = tracer.start_span(
+            "POST", kind=SpanKind.CLIENT, attributes={"url.full": "http://h/p"}, start_time=2_000
+        )
+        started.append(client.get_span_context())
+        client.end(end_time=3_000)
+    finally:
+        otel_context.detach(token)
+    server.end(end_time=4_000)
+    provider.force_flush()
+    provider.shutdown()
+    return exporter.get_finished_spans(), started  # type: ignore[return-value]
+
+
+STATE = TraceState([("vendor", "v1")])
+RANDOM_SAMPLED = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
+PARENTS = {
+    "root": None,
+    "sampled remote parent with trace state": SpanContext(7, 8, True, TraceFlags(1), STATE),
+    "random-id remote parent": SpanContext(7, 8, True, RANDOM_SAMPLED),
+    "unsampled remote parent": SpanContext(7, 8, True, TraceFlags(0), STATE),
+}
+
+
+@pytest.mark.parametrize("parent", PARENTS.values(), ids=PARENTS.keys())
+def test_the_default_configuration_path_decides_and_exports_as_the_sdk(parent: SpanContext | None) -> None:
+    (sdk, sdk_started), (fast, fast_started) = _default_path(False, parent), _default_path(True, parent)
+    assert fast_started == sdk_started  # ids, flags and trace state, sampled or dropped
+    assert [s.get_span_context().trace_state for s in fast] == [s.get_span_context().trace_state for s in sdk]
+    assert encode_spans(fast).SerializeToString() == encode_spans(sdk).SerializeToString()
+    assert len(fast) == (0 if parent is not None and not parent.trace_flags.sampled else 2)
+
+
+def test_another_processor_beside_the_batching_one_still_sees_every_span() -> None:
+    seen: list[str] = []
+
+    class Watching(SimpleSpanProcessor):
+        def on_start(self, span: Any, parent_context: Any = None) -> None:
+            seen.append(f"start {span.name}")
+
+        def on_end(self, span: ReadableSpan) -> None:
+            seen.append(f"end {span.name}")
+
+    exported, _ = _default_path(True, None, extra=Watching(InMemorySpanExporter()))
+    assert seen == ["start PushService/Send", "start POST", "end POST", "end PushService/Send"]
+    assert [s.name for s in exported] == ["POST", "PushService/Send"]
+
+
+def test_a_full_or_shut_queue_refuses_as_the_sdk_does() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    processor = BatchSpanProcessor(exporter, max_queue_size=2, max_export_batch_size=2, schedule_delay_millis=60_000)
+    provider.add_span_processor(processor)
+    tracer = fast_tracer(provider.get_tracer("gateway"))
+    for n in range(5):
+        tracer.start_span(f"s{n}").end()  # the worker wakes at 2; the queue never holds more than 2
+    provider.force_flush()
+    assert 2 <= len(exporter.get_finished_spans()) <= 5
+    provider.shutdown()
+    before = len(exporter.get_finished_spans())
+    tracer.start_span("after shutdown").end()  # refused (the SDK's warning), never exported
+    assert len(exporter.get_finished_spans()) == before
