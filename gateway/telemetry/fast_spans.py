@@ -229,7 +229,8 @@ class FastTracer(sdk_trace.Tracer):
     _no_lock = _NoLock()
     _sdk: sdk_trace.Tracer
 
-    _lean = False
+    _lean = False  # the default sampler (or always_on), random ids, no SDK self-metrics
+    _always = False  # always_on: sampled even under an unsampled parent
 
     @classmethod
     def of(cls, tracer: sdk_trace.Tracer) -> FastTracer:
@@ -239,13 +240,17 @@ class FastTracer(sdk_trace.Tracer):
         # The SDK's defaults (parentbased_always_on, random ids, no SDK self-metrics) decide in a
         # few lines what their objects decide in a dozen calls; anything else takes their path.
         s = tracer.sampler
-        fast._lean = (
+        parent_based = (
             type(s) is ParentBased
             and s._root is ALWAYS_ON
             and s._remote_parent_sampled is ALWAYS_ON
             and s._local_parent_sampled is ALWAYS_ON
             and s._remote_parent_not_sampled is ALWAYS_OFF
             and s._local_parent_not_sampled is ALWAYS_OFF
+        )
+        fast._always = s is ALWAYS_ON
+        fast._lean = (
+            (parent_based or fast._always)
             and type(tracer.id_generator) is RandomIdGenerator
             and type(tracer._tracer_metrics) is NoOpTracerMetrics
         )
@@ -317,9 +322,10 @@ class FastTracer(sdk_trace.Tracer):
         record_exception: bool,
         set_status_on_exception: bool,
     ) -> trace_api.Span:
-        """start_span under ParentBased(ALWAYS_ON) with RandomIdGenerator, as the SDK decides it:
-        a root or a sampled parent records and samples (the parent's trace state kept), an
-        unsampled parent drops; trace id then span id drawn from `random` as the SDK draws them."""
+        """start_span under ParentBased(ALWAYS_ON) or ALWAYS_ON with RandomIdGenerator, as the SDK
+        decides it: a root or a sampled parent records and samples (the parent's trace state
+        kept), an unsampled parent drops unless always_on; trace id then span id drawn from
+        `random` as the SDK draws them."""
         found = (context if context is not None else context_api.get_current()).get(_SPAN_KEY)
         parent: SpanContext | None = found.get_span_context() if isinstance(found, trace_api.Span) else None
         if parent is None or not parent.is_valid:
@@ -331,13 +337,13 @@ class FastTracer(sdk_trace.Tracer):
         else:
             parent_flags = parent.trace_flags
             trace_id, state = parent.trace_id, parent.trace_state
-            bits = TraceFlags.SAMPLED if parent_flags.sampled else TraceFlags.DEFAULT
+            bits = TraceFlags.SAMPLED if self._always or parent_flags.sampled else TraceFlags.DEFAULT
             flags = TraceFlags(bits | TraceFlags.RANDOM_TRACE_ID if parent_flags.random_trace_id else bits)
         span_id = getrandbits(64)
         while span_id == _INVALID_SPAN:
             span_id = getrandbits(64)
         span_context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags, trace_state=state)
-        if not flags.sampled:  # ALWAYS_OFF under an unsampled parent: DROP
+        if not flags.sampled:  # ParentBased's ALWAYS_OFF under an unsampled parent: DROP
             return trace_api.NonRecordingSpan(context=span_context)
         span = FastSpan(
             name, span_context, parent, self, kind, attributes, (), record_exception, set_status_on_exception, None

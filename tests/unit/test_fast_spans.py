@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, TraceIdRatioBased
 from opentelemetry.trace import (
     Link,
     NonRecordingSpan,
@@ -150,13 +150,15 @@ def test_the_providers_later_changes_reach_the_fast_tracer() -> None:
     assert not tracer.start_span("disabled").is_recording()
 
 
-def _default_path(fast: bool, parent: SpanContext | None, extra: Any = None) -> tuple[list[Any], list[Any]]:
+def _default_path(
+    fast: bool, parent: SpanContext | None, extra: Any = None, sampler: Any = None
+) -> tuple[list[Any], list[Any]]:
     """The gateway's usual configuration: the SDK's default sampler and random ids, batching to an
     exporter (`extra`, another processor, when given). Random is seeded so both tracers draw the
     same ids, in the same order; returns the exported spans and every started span's context."""
     random.seed(20261123)
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": "gw"}))
+    provider = TracerProvider(resource=Resource.create({"service.name": "gw"}), sampler=sampler)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     if extra is not None:
         provider.add_span_processor(extra)
@@ -196,13 +198,18 @@ PARENTS = {
 }
 
 
+@pytest.mark.parametrize("always", [False, True], ids=["parentbased_always_on", "always_on"])
 @pytest.mark.parametrize("parent", PARENTS.values(), ids=PARENTS.keys())
-def test_the_default_configuration_path_decides_and_exports_as_the_sdk(parent: SpanContext | None) -> None:
-    (sdk, sdk_started), (fast, fast_started) = _default_path(False, parent), _default_path(True, parent)
+def test_the_default_configuration_path_decides_and_exports_as_the_sdk(
+    parent: SpanContext | None, always: bool
+) -> None:
+    sampler = ALWAYS_ON if always else None
+    sdk, sdk_started = _default_path(False, parent, sampler=sampler)
+    fast, fast_started = _default_path(True, parent, sampler=sampler)
     assert fast_started == sdk_started  # ids, flags and trace state, sampled or dropped
     assert [s.get_span_context().trace_state for s in fast] == [s.get_span_context().trace_state for s in sdk]
     assert encode_spans(fast).SerializeToString() == encode_spans(sdk).SerializeToString()
-    assert len(fast) == (0 if parent is not None and not parent.trace_flags.sampled else 2)
+    assert len(fast) == (0 if parent is not None and not parent.trace_flags.sampled and not always else 2)
 
 
 def test_another_processor_beside_the_batching_one_still_sees_every_span() -> None:
