@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 
 import httpx
-from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from smartpush.gateway.v1 import errors_pb2
 
@@ -26,6 +25,7 @@ from gateway.smartpush.tokens import TokenProvider
 from gateway.telemetry import Telemetry
 from gateway.telemetry.histograms import sampled_context
 from gateway.telemetry.http_spans import metric_key, post_attributes
+from gateway.telemetry.propagation import inject_span
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ class SmartPushClient:
         # A leaf span: started, injected and ended here, never made current (nothing runs under it).
         span = self._t.tracer.start_span("POST", kind=SpanKind.CLIENT, attributes=attrs)
         try:
-            propagate.inject(headers, context=trace.set_span_in_context(span))
+            inject_span(headers, span)
             try:
                 response = await self._upstream.post(url, body, headers, limits)
             except BaseException as exc:
