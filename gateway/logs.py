@@ -114,10 +114,13 @@ class TextFormatter(logging.Formatter):
 
 class LineHandler(logging.StreamHandler[TextIO]):
     """The handler `configure` installs: each record's line, and lines queued by `write_direct`
-    written together once per event-loop turn (one write for many calls' access lines)."""
+    written together (one write for many calls' access lines) at most `flush_after_s` after the
+    first of them or once `flush_lines` wait, whichever is first; a record's line, a flush and
+    exit write them at once. One write per line was a system call per API call."""
 
-    def __init__(self, stream: TextIO, json: bool) -> None:
+    def __init__(self, stream: TextIO, json: bool, flush_after_s: float = 0.02, flush_lines: int = 64) -> None:
         super().__init__(stream)
+        self._flush_after_s, self._flush_lines = flush_after_s, flush_lines
         self.json = json
         self.setFormatter(JsonFormatter() if json else TextFormatter())
         self._trace_filter = TraceContextFilter()
@@ -132,12 +135,17 @@ class LineHandler(logging.StreamHandler[TextIO]):
 
     def queue(self, line: str) -> None:
         with self.lock:  # type: ignore[union-attr]  # made by Handler.__init__
-            self._pending.append(line)
+            pending = self._pending
+            pending.append(line)
+            if len(pending) >= self._flush_lines:
+                self._drain()
+                logging.StreamHandler.flush(self)
+                return
             if self._scheduled:
                 return
             self._scheduled = True
         try:
-            asyncio.get_running_loop().call_soon(self.flush)
+            asyncio.get_running_loop().call_later(self._flush_after_s, self.flush)
         except RuntimeError:  # no loop in this thread: now
             self.flush()
 

@@ -68,14 +68,23 @@ async def test_a_direct_line_is_the_line_the_formatter_writes_for_the_record(str
     assert "token" not in direct
 
 
-async def test_lines_of_one_loop_turn_are_written_together_after_it(stream: io.StringIO) -> None:
+async def test_queued_lines_are_written_together_soon_after(stream: io.StringIO) -> None:
     _only_ours()
     log = logging.getLogger(LOGGER)
     for n in range(3):
         assert logs.write_direct(log, f"call {n}", EXTRA)
-    assert stream.getvalue() == ""
     await asyncio.sleep(0)
+    assert stream.getvalue() == ""  # not a write per line
+    await asyncio.sleep(0.2)  # the flush timer (20 ms) is due first on this loop: an order, not a timing
     assert [line["msg"] for line in _lines(stream)] == ["call 0", "call 1", "call 2"]
+
+
+async def test_a_full_batch_is_written_at_once(stream: io.StringIO) -> None:
+    _only_ours()
+    log = logging.getLogger(LOGGER)
+    for n in range(64):
+        logs.write_direct(log, f"call {n}", EXTRA)
+    assert len(_lines(stream)) == 64  # the 64th line wrote them all, without waiting for the timer
 
 
 async def test_queued_lines_stay_before_a_later_record_and_a_flush_writes_them(stream: io.StringIO) -> None:
