@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import logging
 
 import grpc
@@ -84,3 +86,9 @@ async def test_nothing_personal_or_secret_leaves_in_clear(
     # The sub is there only as the salted hash, so one user's calls can still be joined.
     assert SubHasher("test-salt")(SUB) in text
     assert '"trace_id"' in text  # log lines carry the trace id
+
+
+def test_the_sub_hash_is_the_salted_hmac_sha256_earlier_releases_wrote() -> None:
+    # Dashboards join one user's calls across releases: the value must not change with the code.
+    assert SubHasher("test-salt")("user-1") == hmac.new(b"test-salt", b"user-1", hashlib.sha256).hexdigest()[:24]
+    assert SubHasher()("user-1") != SubHasher()("user-1")  # no salt: a random one per process
