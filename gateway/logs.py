@@ -194,9 +194,10 @@ def write_direct(logger: logging.Logger, msg: str, extra: Mapping[str, Any]) -> 
         if k in SAFE_EXTRAS:
             out[k] = v
     ctx = trace.get_current_span().get_span_context()
-    if ctx.trace_id:
-        out["trace_id"] = format(ctx.trace_id, "032x")
-        out["span_id"] = format(ctx.span_id, "016x")
+    trace_id = ctx[0]  # SpanContext's fields by index: its properties are a Python call each
+    if trace_id:
+        out["trace_id"] = format(trace_id, "032x")
+        out["span_id"] = format(ctx[1], "016x")
     handler.queue(orjson.dumps(out, default=str).decode())
     return True
 

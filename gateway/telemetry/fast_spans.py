@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
-from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace import DEFAULT_TRACE_STATE, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
@@ -38,7 +38,11 @@ log = logging.getLogger(__name__)
 _UNSET = Status(StatusCode.UNSET)
 _PLAIN = (bool, int, float)
 _SCALAR = (str, bool, int, float)  # sequence items that need no cleaning (strings: without a length limit)
-_ROOT_FLAGS = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
+_SAMPLED = TraceFlags.SAMPLED
+_KEPT_BITS = TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID  # the flags a child's context takes from the decision
+_FLAGS = tuple(TraceFlags(bits) for bits in range(_KEPT_BITS + 1))
+_ROOT_FLAGS = _FLAGS[_KEPT_BITS]
+_NO_STATE = DEFAULT_TRACE_STATE
 _INVALID_TRACE = trace_api.INVALID_TRACE_ID
 _INVALID_SPAN = trace_api.INVALID_SPAN_ID
 
@@ -137,6 +141,19 @@ class FastSpan(sdk_trace.Span):
         return self._dropped_attributes
 
     def set_attribute(self, key: str, value: types.AnyValue) -> None:
+        stored = self._attributes
+        kind = type(value)
+        # The usual case in one step: a new key, a plain value, room left, no length limit to apply.
+        if (
+            self._end_time is None
+            and type(key) is str
+            and key
+            and key not in stored
+            and (kind in _PLAIN or (kind is str and self._max_value_len is None))
+            and (self._max_attributes is None or len(stored) < self._max_attributes)
+        ):
+            stored[key] = value
+            return
         self.set_attributes({key: value})
 
     def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
@@ -204,7 +221,7 @@ class FastSpan(sdk_trace.Span):
         if queues is None:
             processor._on_ending(self)
             processor.on_end(self)
-        elif self._context is not None and self._context.trace_flags.sampled:  # BatchSpanProcessor.on_end's test
+        elif self._context is not None and self._context[3] & _SAMPLED:  # BatchSpanProcessor.on_end's test
             for queue in queues:
                 _enqueue(queue, self)
 
@@ -326,24 +343,30 @@ class FastTracer(sdk_trace.Tracer):
         decides it: a root or a sampled parent records and samples (the parent's trace state
         kept), an unsampled parent drops unless always_on; trace id then span id drawn from
         `random` as the SDK draws them."""
+        # SpanContext fields by tuple index (trace_id, span_id, is_remote, trace_flags,
+        # trace_state, is_valid): its properties are a Python call each.
         found = (context if context is not None else context_api.get_current()).get(_SPAN_KEY)
-        parent: SpanContext | None = found.get_span_context() if isinstance(found, trace_api.Span) else None
-        if parent is None or not parent.is_valid:
+        if type(found) is FastSpan:
+            parent: SpanContext | None = found._context
+        else:
+            parent = found.get_span_context() if isinstance(found, trace_api.Span) else None
+        if parent is None or not parent[5]:
             parent = None
             trace_id = getrandbits(128)
             while trace_id == _INVALID_TRACE:
                 trace_id = getrandbits(128)
-            flags, state = _ROOT_FLAGS, None
+            flags, state = _ROOT_FLAGS, _NO_STATE
         else:
-            parent_flags = parent.trace_flags
-            trace_id, state = parent.trace_id, parent.trace_state
-            bits = TraceFlags.SAMPLED if self._always or parent_flags.sampled else TraceFlags.DEFAULT
-            flags = TraceFlags(bits | TraceFlags.RANDOM_TRACE_ID if parent_flags.random_trace_id else bits)
+            parent_flags = parent[3]
+            trace_id, state = parent[0], parent[4]
+            # The parent's random-trace-id bit kept; sampled as the parent says, or always.
+            flags = _FLAGS[(parent_flags | (1 if self._always else 0)) & _KEPT_BITS]
         span_id = getrandbits(64)
         while span_id == _INVALID_SPAN:
             span_id = getrandbits(64)
-        span_context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags, trace_state=state)
-        if not flags.sampled:  # ParentBased's ALWAYS_OFF under an unsampled parent: DROP
+        # What SpanContext.__new__ builds (ids drawn or inherited valid: is_valid is True).
+        span_context = tuple.__new__(SpanContext, (trace_id, span_id, False, flags, state, True))
+        if not flags & _SAMPLED:  # ParentBased's ALWAYS_OFF under an unsampled parent: DROP
             return trace_api.NonRecordingSpan(context=span_context)
         span = FastSpan(
             name, span_context, parent, self, kind, attributes, (), record_exception, set_status_on_exception, None

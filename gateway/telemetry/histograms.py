@@ -40,8 +40,10 @@ from opentelemetry.sdk.metrics.export import (
     ScopeMetrics,
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Span, SpanContext
+from opentelemetry.trace import Span, SpanContext, TraceFlags
 from opentelemetry.util.types import AttributeValue
+
+from gateway.telemetry.fast_spans import FastSpan
 
 # Past this many attribute sets, samples go to one overflow point (the SDK's default limit and
 # attribute): a misbehaving label cannot grow the process without bound.
@@ -163,8 +165,8 @@ class FastHistogram:
 
 def sampled_context(span: Span) -> SpanContext | None:
     """The span's context when it is sampled (a sample's exemplar may point at it), else None."""
-    ctx = span.get_span_context()
-    return ctx if ctx.trace_flags.sampled else None
+    ctx = span._context if type(span) is FastSpan else span.get_span_context()
+    return ctx if ctx is not None and ctx[3] & TraceFlags.SAMPLED else None  # trace_flags, by index
 
 
 def _ignore(value: float, key: tuple[AttributeValue, ...], sampled: SpanContext | None = None) -> None:

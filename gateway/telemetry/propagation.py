@@ -54,9 +54,10 @@ class SpanInjector:
         if traceparent:
             ctx = span.get_span_context()
             if ctx != INVALID_SPAN_CONTEXT:  # TraceContextTextMapPropagator.inject's own test
-                headers["traceparent"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
-                if ctx.trace_state:
-                    headers["tracestate"] = ctx.trace_state.to_header()
+                # (trace_id, span_id, is_remote, trace_flags, trace_state): by index, no property calls
+                headers["traceparent"] = f"00-{ctx[0]:032x}-{ctx[1]:016x}-{ctx[3]:02x}"
+                if ctx[4]:
+                    headers["tracestate"] = ctx[4].to_header()
         # The span's context keeps the current context's other values: its baggage among them.
         if baggage is not None and context_api.get_value(_BAGGAGE_KEY):
             baggage.inject(headers)

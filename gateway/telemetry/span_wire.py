@@ -16,6 +16,8 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
+from gateway.telemetry.fast_spans import FastSpan
+
 _KIND = {
     SpanKind.INTERNAL: 1,
     SpanKind.SERVER: 2,
@@ -31,6 +33,9 @@ _head_cache: dict[tuple[str, SpanKind], bytes] = {}  # a span's name and kind fi
 _UNSET_STATUS = b"\x7a\x00"  # field 15, an empty Status
 _fixed64 = struct.Struct("<Q").pack
 _fixed32 = struct.Struct("<I").pack
+# Field 16 (flags, fixed32): has-is-remote, and is-remote when the parent is.
+_LOCAL_FLAGS = b"\x85\x01" + _fixed32(_HAS_IS_REMOTE)
+_REMOTE_FLAGS = b"\x85\x01" + _fixed32(_HAS_IS_REMOTE | _IS_REMOTE)
 _double = struct.Struct("<d").pack
 
 
@@ -105,63 +110,72 @@ def _attributes(tag: int, attributes: Mapping[str, Any] | None) -> bytes:
 
 
 def _span(span: ReadableSpan) -> bytes:
-    # The ReadableSpan fields read directly (the SDK 1.45 span and FastSpan keep the same ones):
-    # each property builds a MappingProxy or a tuple, and this runs for every span exported.
+    # The ReadableSpan fields read directly (the SDK 1.45 span and FastSpan keep the same ones),
+    # and SpanContext's by tuple index (trace_id, span_id, is_remote, trace_flags, trace_state):
+    # each property is a Python call, and this runs for every span exported.
     ctx = span._context
     assert ctx is not None
     parent = span._parent
-    flags = _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
-    trace_state = ctx.trace_state
+    flags = _REMOTE_FLAGS if parent is not None and parent[2] else _LOCAL_FLAGS
+    trace_state = ctx[4]
     start, end = span._start_time, span._end_time
     head = _head_cache.get((span._name, span._kind))
     if head is None:
         head = _head_cache[(span._name, span._kind)] = _string(5, span._name) + _uint(6, _KIND[span._kind])
         if len(_head_cache) > _CACHE_LIMIT:
             _head_cache.clear()
+    if type(span) is FastSpan:  # its counts are plain fields; events and links empty tuples unless used
+        dropped = span._dropped_attributes
+        events, links = span._events, span._links
+        dropped_events = 0 if type(events) is tuple else events.dropped  # type: ignore[attr-defined]
+        dropped_links = 0 if type(links) is tuple else links.dropped  # type: ignore[attr-defined]
+    else:
+        dropped, events, links = span.dropped_attributes, span._events, span._links
+        dropped_events, dropped_links = span.dropped_events, span.dropped_links
     parts = [
-        b"\x0a\x10" + ctx.trace_id.to_bytes(16, "big") + b"\x12\x08" + ctx.span_id.to_bytes(8, "big"),
+        b"\x0a\x10" + ctx[0].to_bytes(16, "big") + b"\x12\x08" + ctx[1].to_bytes(8, "big"),
         _string(3, trace_state.to_header()) if trace_state._dict else b"",
-        b"\x22\x08" + parent.span_id.to_bytes(8, "big") if parent is not None else b"",
+        b"\x22\x08" + parent[1].to_bytes(8, "big") if parent is not None else b"",
         head,
         b"\x39" + _fixed64(start) if start else b"",
         b"\x41" + _fixed64(end) if end else b"",
         _attributes(9, span._attributes),
-        _uint(10, span.dropped_attributes),
+        _uint(10, dropped) if dropped else b"",
     ]
-    if span._events:
-        for event in span._events:
-            body = (
-                (b"\x09" + _fixed64(event.timestamp) if event.timestamp else b"")
-                + _string(2, event.name)
-                + _attributes(3, event.attributes)
-                + _uint(4, event.dropped_attributes)
-            )
-            parts.append(_ld(11, body))
-    parts.append(_uint(12, span.dropped_events))
-    if span._links:
-        for link in span._links:
-            lctx = link.context
-            lflags = _HAS_IS_REMOTE | (_IS_REMOTE if lctx.is_remote else 0)
-            body = (
-                b"\x0a\x10"
-                + lctx.trace_id.to_bytes(16, "big")
-                + b"\x12\x08"
-                + lctx.span_id.to_bytes(8, "big")
-                + _string(3, lctx.trace_state.to_header() if lctx.trace_state else "")
-                + _attributes(4, link.attributes)
-                + _uint(5, link.dropped_attributes)
-                + b"\x35"
-                + _fixed32(lflags)
-            )
-            parts.append(_ld(13, body))
-    parts.append(_uint(14, span.dropped_links))
+    for event in events:
+        body = (
+            (b"\x09" + _fixed64(event.timestamp) if event.timestamp else b"")
+            + _string(2, event.name)
+            + _attributes(3, event.attributes)
+            + _uint(4, event.dropped_attributes)
+        )
+        parts.append(_ld(11, body))
+    if dropped_events:
+        parts.append(_uint(12, dropped_events))
+    for link in links:
+        lctx = link.context
+        lflags = _HAS_IS_REMOTE | (_IS_REMOTE if lctx.is_remote else 0)
+        body = (
+            b"\x0a\x10"
+            + lctx.trace_id.to_bytes(16, "big")
+            + b"\x12\x08"
+            + lctx.span_id.to_bytes(8, "big")
+            + _string(3, lctx.trace_state.to_header() if lctx.trace_state else "")
+            + _attributes(4, link.attributes)
+            + _uint(5, link.dropped_attributes)
+            + b"\x35"
+            + _fixed32(lflags)
+        )
+        parts.append(_ld(13, body))
+    if dropped_links:
+        parts.append(_uint(14, dropped_links))
     status = span._status
-    code = status.status_code
-    if code is StatusCode.UNSET and not status.description:
+    code = status._status_code
+    if code is StatusCode.UNSET and not status._description:
         parts.append(_UNSET_STATUS)
     else:
-        parts.append(_ld(15, _string(2, status.description or "") + _uint(3, code.value)))
-    parts.append(b"\x85\x01" + _fixed32(flags))  # field 16, fixed32
+        parts.append(_ld(15, _string(2, status._description or "") + _uint(3, code.value)))
+    parts.append(flags)
     return b"".join(parts)
 
 
