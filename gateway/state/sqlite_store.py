@@ -38,12 +38,15 @@ _PURGE_EVERY = 500  # writes between two upkeep runs (expired rows dropped, WAL 
 _MAX_BATCH = 256  # calls per transaction: bounds how long one batch holds the write lock
 _EXPIRING_TABLES = ("idempotency", "quota", "expiring", "lists")
 _SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL NOT NULL)",
+    # WITHOUT ROWID (tables below too): one b-tree keyed by the key, not a table plus the key's
+    # index, so a claim or a record writes one page fewer to the WAL. A file made before keeps
+    # its rowid table: the same statements serve both.
+    "CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL NOT NULL) "
+    "WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at)",
     "CREATE TABLE IF NOT EXISTS kv (namespace TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, "
     "PRIMARY KEY (namespace, key))",
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-    # WITHOUT ROWID: one b-tree, not a table and its key's index, for a row rewritten on every charge.
     "CREATE TABLE IF NOT EXISTS quota (key TEXT PRIMARY KEY, value REAL NOT NULL, expires_at REAL NOT NULL) "
     "WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS expiring (namespace TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, "

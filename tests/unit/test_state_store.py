@@ -334,3 +334,32 @@ async def test_a_charge_of_several_sends_counts_them_all(stores: tuple[StateStor
     rate = [Limit("caller:c", "rate", 1.0, 3, "caller:c", "1 send per second, burst 3")]
     assert await a.take(rate, [3]) is None
     assert await b.take(rate, [1]) is not None  # the burst went in one charge
+
+
+async def test_sqlite_keys_live_in_one_btree_and_files_made_before_still_serve(tmp_path: Path) -> None:
+    """A new file keeps idempotency records WITHOUT ROWID (one b-tree to write per claim or
+    record); a file made by an earlier release, with a rowid table, serves the same calls."""
+    import sqlite3
+
+    from gateway.state.sqlite_store import SqliteStore
+
+    new = SqliteStore(tmp_path / "new.sqlite3", SystemClock())
+    await new.close()
+    with (
+        contextlib.closing(sqlite3.connect(tmp_path / "new.sqlite3")) as db,
+        pytest.raises(sqlite3.OperationalError, match="rowid"),
+    ):
+        db.execute("SELECT rowid FROM idempotency")
+    with contextlib.closing(sqlite3.connect(tmp_path / "old.sqlite3")) as db:
+        db.execute("CREATE TABLE idempotency (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL NOT NULL)")
+        db.commit()
+    old = SqliteStore(tmp_path / "old.sqlite3", SystemClock())
+    try:
+        assert isinstance(await old.claim("k", FP_A, TOKEN_1, 30), Claimed)
+        assert isinstance(await old.claim("k", FP_A, TOKEN_2, 30), Busy)
+        await old.complete("k", FP_A, b"answer", 60)
+        replay = await old.claim("k", FP_A, TOKEN_2, 30)
+        assert isinstance(replay, Replay)
+        assert replay.response == b"answer"
+    finally:
+        await old.close()
