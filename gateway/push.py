@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
 
 from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
@@ -16,7 +15,7 @@ from gateway.config import Settings
 from gateway.consent import ConsentStore, require_consent
 from gateway.delivery_status import DeliveryStatuses
 from gateway.errors import GatewayError, invalid_argument
-from gateway.idempotency import Idempotency, SendKey, fingerprint, scoped_key, send_key
+from gateway.idempotency import Idempotency, SendKey, fingerprint, new_rq_uid, scoped_key, send_key
 from gateway.quotas import Quotas
 from gateway.shedding import UpstreamSlots
 from gateway.smartpush import wire
@@ -68,7 +67,7 @@ class PushSender:
         """The send's RqUID (and store key, when it has an idempotency key), made once per send."""
         if req.idempotency_key:
             return send_key(self._idempotency_scope(req))
-        return SendKey(str(uuid.uuid4()))
+        return SendKey(new_rq_uid())
 
     def _idempotency_scope(self, req: SendRequest) -> str:
         who = req.credentials.client_id if req.HasField("credentials") else self._routes.resolve_name(req)
