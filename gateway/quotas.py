@@ -39,8 +39,16 @@ def _windows(scope: str, limits: WindowLimits, user: str | None = None) -> list[
     return out
 
 
-def _has_user_windows(limits: WindowLimits) -> bool:
-    return bool(limits.per_user_per_minute or limits.per_user_per_hour or limits.per_user_per_day)
+_UserWindow = tuple[str, str, Limit]  # the key before and after the user's hash, and the rest
+
+
+def _user_windows(scope: str, limits: WindowLimits) -> list[_UserWindow]:
+    """A scope's per-user windows, built once: per send only the user's hash goes into each key."""
+    out = []
+    for limit in _windows(scope, limits, "\0"):  # a NUL marks the user's place: the key's last one
+        head, _, tail = limit.key.rpartition("\0")
+        out.append((head, tail, limit))
+    return out
 
 
 _CACHED = 1024  # (caller, profile, project) combinations whose fixed limits are kept built
@@ -52,13 +60,9 @@ class Quotas:
         self._store = store
         self._leases = LeaseBook(settings.lease_share, settings.lease_s, clock) if settings.lease_share else None
         # The limits that do not depend on the user, built once per combination (bounded, oldest out).
-        self._fixed: OrderedDict[tuple[str, str, str], tuple[list[Limit], list[tuple[str, WindowLimits]]]] = (
-            OrderedDict()
-        )
+        self._fixed: OrderedDict[tuple[str, str, str], tuple[list[Limit], list[_UserWindow]]] = OrderedDict()
 
-    def _fixed_limits(
-        self, caller: Caller, profile: str, project: str
-    ) -> tuple[list[Limit], list[tuple[str, WindowLimits]]]:
+    def _fixed_limits(self, caller: Caller, profile: str, project: str) -> tuple[list[Limit], list[_UserWindow]]:
         key = (caller.name, profile, project)
         found = self._fixed.get(key)
         if found is not None:
@@ -73,14 +77,13 @@ class Quotas:
                     f"caller:{caller.name}", "rate", rate.per_second, rate.burst, f"caller:{caller.name}", description
                 )
             )
-        per_user: list[tuple[str, WindowLimits]] = []
+        per_user: list[_UserWindow] = []
         profile_limits = self._settings.profiles.get(profile)
         project_limits = self._settings.projects.get(project) or self._settings.projects.get("*")
         for scope, limits in ((f"profile:{profile}", profile_limits), (f"project:{project}", project_limits)):
             if limits is not None:
                 fixed += _windows(scope, limits)
-                if _has_user_windows(limits):
-                    per_user.append((scope, limits))
+                per_user += _user_windows(scope, limits)
         found = self._fixed[key] = (fixed, per_user)
         if len(self._fixed) > _CACHED:
             self._fixed.popitem(last=False)
@@ -92,10 +95,9 @@ class Quotas:
             return fixed  # no per-user window: no hashing on every send
         # The store sees a hash of the sub, never the sub.
         user = hashlib.sha256(f"{project}\0{sub}".encode()).hexdigest()[:32]
-        out = list(fixed)
-        for scope, limits in per_user:
-            out += _windows(scope, limits, user)
-        return out
+        return fixed + [
+            Limit(head + user + tail, t.kind, t.limit, t.size, t.subject, t.description) for head, tail, t in per_user
+        ]
 
     async def charge(self, caller: Caller, profile: str, project: str, sub: str) -> None:
         """Charge one send to every budget that applies, or refuse with which one and when to retry."""

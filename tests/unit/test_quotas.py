@@ -137,3 +137,23 @@ async def test_a_lease_ends_with_its_window(tmp_path: Path) -> None:
     await quotas.charge(caller, "default", "p", "u")
     assert store.takes == 3
     await store.store.close()
+
+
+@pytest.mark.parametrize("project", ["p", "odd\0project:user:x"])
+async def test_per_user_limits_keep_the_keys_and_texts_earlier_releases_wrote(tmp_path: Path, project: str) -> None:
+    """Per-user windows are built once and only the user's hash is put in per send: the keys
+    (counters already in a store) and the refusal texts are those built from scratch."""
+    import hashlib
+
+    from gateway.quotas import _windows
+
+    limits = WindowLimits(per_minute=9, per_user_per_minute=1, per_user_per_hour=5, per_user_per_day=20)
+    store = SqliteStore(tmp_path / "state.sqlite3", SystemClock())
+    quotas = Quotas(QuotaSettings(profiles={"default": limits}, projects={"*": limits}), store, SystemClock())
+    caller = Caller("billing", CallerSettings(match="billing"))
+    for sub in ("alice", "bob"):
+        user = hashlib.sha256(f"{project}\0{sub}".encode()).hexdigest()[:32]
+        expected = [*_windows("profile:default", limits), *_windows(f"project:{project}", limits)]
+        expected += [*_windows("profile:default", limits, user), *_windows(f"project:{project}", limits, user)]
+        assert quotas.limits(caller, "default", project, sub) == expected
+    await store.close()
