@@ -29,7 +29,9 @@ _HAS_IS_REMOTE = 0x100
 _IS_REMOTE = 0x200
 _CACHE_LIMIT = 4096
 _pair_cache: dict[tuple[str, Any], bytes] = {}
-_head_cache: dict[tuple[str, SpanKind], bytes] = {}  # a span's name and kind fields, per (name, kind)
+# A span's name and kind fields, per (name, kind); the kind by identity (members are singletons;
+# an Enum member's hash is a Python call).
+_head_cache: dict[tuple[str, int], bytes] = {}
 _UNSET_STATUS = b"\x7a\x00"  # field 15, an empty Status
 _fixed64 = struct.Struct("<Q").pack
 _fixed32 = struct.Struct("<I").pack
@@ -119,9 +121,10 @@ def _span(span: ReadableSpan) -> bytes:
     flags = _REMOTE_FLAGS if parent is not None and parent[2] else _LOCAL_FLAGS
     trace_state = ctx[4]
     start, end = span._start_time, span._end_time
-    head = _head_cache.get((span._name, span._kind))
+    name, kind = span._name, span._kind
+    head = _head_cache.get((name, id(kind)))
     if head is None:
-        head = _head_cache[(span._name, span._kind)] = _string(5, span._name) + _uint(6, _KIND[span._kind])
+        head = _head_cache[(name, id(kind))] = _string(5, name) + _uint(6, _KIND[kind])
         if len(_head_cache) > _CACHE_LIMIT:
             _head_cache.clear()
     if type(span) is FastSpan:  # its counts are plain fields; events and links empty tuples unless used
