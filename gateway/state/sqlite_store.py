@@ -36,6 +36,10 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 _PURGE_EVERY = 500  # writes between two upkeep runs (expired rows dropped, WAL checkpointed)
 _MAX_BATCH = 256  # calls per transaction: bounds how long one batch holds the write lock
+# Page cache per connection, in KiB (SQLite's default is 2,000). A send touches the pages it
+# writes and one random key's leaf: a larger cache mostly keeps pages the OS caches anyway, and
+# counts against the process's RSS budget (two connections: ~3 MB less under keyed load).
+_CACHE_KIB = 512
 _EXPIRING_TABLES = ("idempotency", "quota", "expiring", "lists")
 _SCHEMA = (
     # WITHOUT ROWID (tables below too): one b-tree keyed by the key, not a table plus the key's
@@ -70,6 +74,7 @@ def _set_up(db: sqlite3.Connection, within_s: float) -> None:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, never corrupt
+            db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
             for statement in _SCHEMA:
                 db.execute(statement)
             return
@@ -199,6 +204,7 @@ class SqliteStore:
         if not memory:  # (":memory:" would be a second, separate database: the thread alone serves it)
             loop_db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=0)
             loop_db.execute("PRAGMA synchronous=NORMAL")
+            loop_db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
             loop_db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints (fsync) run on the thread
             self._loop_db = loop_db
         self._writes = 0

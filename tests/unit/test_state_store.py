@@ -363,3 +363,16 @@ async def test_sqlite_keys_live_in_one_btree_and_files_made_before_still_serve(t
         assert replay.response == b"answer"
     finally:
         await old.close()
+
+
+async def test_sqlite_page_caches_are_bounded_on_both_connections(tmp_path: Path) -> None:
+    from gateway.state.sqlite_store import _CACHE_KIB, SqliteStore
+
+    store = SqliteStore(tmp_path / "state.sqlite3", SystemClock())
+    try:
+        assert store._loop_db is not None
+        for db in (store._batcher._db, store._loop_db):
+            assert db.execute("PRAGMA cache_size").fetchone() == (-_CACHE_KIB,)
+        assert _CACHE_KIB < 2000  # below SQLite's default: the RSS budget (docs/performance.md)
+    finally:
+        await store.close()
