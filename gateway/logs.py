@@ -5,8 +5,8 @@ token cannot reach the log through a careless `extra=`.
 
 The access log (a line per call) may skip the LogRecord: when the process's only listener is
 the handler `configure` installed, `write_direct` builds the very line JsonFormatter would and
-queues it for one write per event-loop turn. Anything else listening (a test's caplog, a handler
-added by an embedding program) gets records as before.
+queues it; queued lines are written together (LineHandler). Anything else listening (a test's
+caplog, a handler added by an embedding program) gets records as before.
 """
 
 from __future__ import annotations
@@ -69,16 +69,17 @@ class TraceContextFilter(logging.Filter):
 
 
 class _Stamp:
-    """UTC timestamps to the millisecond, one strftime per second rather than per line."""
+    """UTC timestamps to the millisecond, one strftime per second rather than per line. The
+    second and its text are one tuple: threads that log at once never pair one's with the other's."""
 
-    second = -1
-    text = ""
+    last: tuple[int, str] = (-1, "")
 
     def __call__(self, created: float) -> str:
         second = int(created)
-        if second != self.second:
-            self.second, self.text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self.text}.{int((created - second) * 1000):03d}Z"  # LogRecord.msecs, truncated
+        last = self.last
+        if second != last[0]:
+            last = self.last = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        return f"{last[1]}.{int((created - second) * 1000):03d}Z"  # LogRecord.msecs, truncated
 
 
 class JsonFormatter(logging.Formatter):
