@@ -60,18 +60,18 @@ def _batch_queues(processor: Any) -> tuple[BatchProcessor[Any], ...] | None:
 
 class _LastQueues:
     """_batch_queues of the last processor asked about, until its processors change (adding one
-    replaces the provider's tuple of them)."""
+    replaces the provider's tuple of them). One tuple, swapped whole: a thread never reads one
+    processor's queues under another's."""
 
     def __init__(self) -> None:
-        self._processor: Any = None
-        self._tuple: Any = None
-        self._queues: tuple[BatchProcessor[Any], ...] | None = None
+        self._last: tuple[Any, Any, tuple[BatchProcessor[Any], ...] | None] = (None, None, None)
 
     def __call__(self, processor: Any) -> tuple[BatchProcessor[Any], ...] | None:
         listed = getattr(processor, "_span_processors", None)
-        if processor is not self._processor or listed is not self._tuple:
-            self._processor, self._tuple, self._queues = processor, listed, _batch_queues(processor)
-        return self._queues
+        last = self._last
+        if processor is not last[0] or listed is not last[1]:
+            last = self._last = (processor, listed, _batch_queues(processor))
+        return last[2]
 
 
 _only_batching = _LastQueues()
