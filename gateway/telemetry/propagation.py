@@ -39,14 +39,15 @@ class SpanInjector:
     writes, for the global propagators as they are at the call."""
 
     def __init__(self) -> None:
-        self._seen: TextMapPropagator | None = None
-        self._w3c: tuple[bool, W3CBaggagePropagator | None] | None = None
+        # (the propagators last seen, what _w3c_only said of them): one tuple, swapped whole.
+        self._last: tuple[TextMapPropagator | None, tuple[bool, W3CBaggagePropagator | None] | None] = (None, None)
 
     def __call__(self, headers: MutableMapping[str, str], span: Span) -> None:
         textmap = propagate.get_global_textmap()
-        if textmap is not self._seen:
-            self._seen, self._w3c = textmap, _w3c_only(textmap)
-        w3c = self._w3c
+        last = self._last
+        if textmap is not last[0]:
+            last = self._last = (textmap, _w3c_only(textmap))
+        w3c = last[1]
         if w3c is None:
             propagate.inject(headers, context=trace.set_span_in_context(span))
             return
