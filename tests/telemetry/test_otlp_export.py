@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -97,7 +98,6 @@ async def http_receiver() -> AsyncIterator[tuple[str, Received]]:
 
 
 async def _run_gateway_and_send(endpoint: str, protocol: str) -> None:
-    port = free_port()
     env = {
         **os.environ,
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
@@ -106,14 +106,18 @@ async def _run_gateway_and_send(endpoint: str, protocol: str) -> None:
         "OTEL_METRIC_EXPORT_INTERVAL": "60000",  # metrics arrive with the flush on shutdown
     }
     proc = await asyncio.create_subprocess_exec(
-        str(BIN / "smartpush-gateway"), "serve", "--emulator", "--listen", f"127.0.0.1:{port}",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        str(BIN / "smartpush-gateway"), "serve", "--emulator", "--listen", "127.0.0.1:0",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert proc.stdout is not None
+    assert proc.stderr is not None
     try:
+        # The port the gateway bound (port 0: no race with another test for a "free" one).
         async with asyncio.timeout(30):
-            while b"listening" not in await proc.stdout.readline():
-                pass
+            while not (found := re.search(rb"listening on 127\.0\.0\.1:(\d+)", line := await proc.stdout.readline())):
+                if not line:  # EOF: it exited; say why instead of reading an empty pipe forever
+                    raise AssertionError(f"the gateway exited: {(await proc.stderr.read()).decode()[-2000:]}")
+        port = int(found.group(1))
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
             stub = async_stub(ch)
             await stub.Send(send_request(), timeout=10)
