@@ -57,14 +57,20 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in record.__dict__.items() if k in SAFE_EXTRAS}
 
 
+def _trace_ids() -> tuple[str, str] | None:
+    """The current trace and span id as hex (the caller's, even with tracing off), or None."""
+    ctx = trace.get_current_span().get_span_context()
+    trace_id = ctx[0]  # SpanContext's fields by index: its properties are a Python call each
+    return (format(trace_id, "032x"), format(ctx[1], "016x")) if trace_id else None
+
+
 class TraceContextFilter(logging.Filter):
-    """Stamps each record with the current trace and span id (the caller's, even with tracing off)."""
+    """Stamps each record with the current trace and span id."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        ctx = trace.get_current_span().get_span_context()
-        if ctx.trace_id:
-            record.trace_id = format(ctx.trace_id, "032x")
-            record.span_id = format(ctx.span_id, "016x")
+        ids = _trace_ids()
+        if ids is not None:
+            record.trace_id, record.span_id = ids
         return True
 
 
@@ -194,11 +200,9 @@ def write_direct(logger: logging.Logger, msg: str, extra: Mapping[str, Any]) -> 
     for k, v in extra.items():
         if k in SAFE_EXTRAS:
             out[k] = v
-    ctx = trace.get_current_span().get_span_context()
-    trace_id = ctx[0]  # SpanContext's fields by index: its properties are a Python call each
-    if trace_id:
-        out["trace_id"] = format(trace_id, "032x")
-        out["span_id"] = format(ctx[1], "016x")
+    ids = _trace_ids()  # what TraceContextFilter stamps on a record
+    if ids is not None:
+        out["trace_id"], out["span_id"] = ids
     handler.queue(orjson.dumps(out, default=str).decode())
     return True
 

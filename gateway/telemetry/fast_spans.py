@@ -205,7 +205,9 @@ class FastSpan(sdk_trace.Span):
             log.warning("Calling start() on a started span.")
             return
         self._start_time = start_time if start_time is not None else time_ns()
-        self._span_processor.on_start(self, parent_context=parent_context)
+        processor = self._span_processor
+        if _only_batching(processor) is None:  # BatchSpanProcessor.on_start does nothing
+            processor.on_start(self, parent_context=parent_context)
 
     def end(self, end_time: int | None = None) -> None:
         if self._start_time is None:
@@ -371,10 +373,7 @@ class FastTracer(sdk_trace.Tracer):
         span = FastSpan(
             name, span_context, parent, self, kind, attributes, (), record_exception, set_status_on_exception, None
         )
-        span._start_time = start_time if start_time is not None else time_ns()
-        processor = self.span_processor
-        if _only_batching(processor) is None:  # BatchSpanProcessor.on_start does nothing
-            processor.on_start(span, parent_context=context)
+        span.start(start_time=start_time, parent_context=context)
         return span
 
 
