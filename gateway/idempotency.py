@@ -93,7 +93,7 @@ class Idempotency:
         wait = _POLL_FIRST_S
         give_up_at = deadline if deadline is not None else self._clock.monotonic() + self._lease
         while True:
-            claim = await self._store.claim(key, fp, os.urandom(TOKEN_BYTES), self._lease)
+            claim = await self._store.claim(key, fp, os.urandom(TOKEN_BYTES), self._lease, self._ttl)
             if isinstance(claim, Claimed):
                 break
             if claim.fingerprint != fp:

@@ -126,7 +126,8 @@ class RedisStore:
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(self.backend, exc) from exc
 
-    async def claim(self, key: str, fingerprint: bytes, token: bytes, lease_s: float) -> Claim:
+    async def claim(self, key: str, fingerprint: bytes, token: bytes, lease_s: float, ttl_s: float = 0.0) -> Claim:
+        # The key's TTL is its lease; `complete` sets the answer's (SET with PX: one round trip either way).
         pending = pending_record(token, fingerprint)
         held = await self._call(self._claim(keys=[self._key("idem", key)], args=[pending, int(lease_s * 1000)]))
         if held is None:

@@ -30,7 +30,16 @@ from typing import Any, TypeVar
 
 from gateway.clock import Clock
 from gateway.state.limits import Limit, Refused, decide, quota_keys
-from gateway.state.store import Claim, Claimed, StoreUnavailable, done_record, owned_by, parse_record, pending_record
+from gateway.state.store import (
+    Claim,
+    Claimed,
+    Replay,
+    StoreUnavailable,
+    done_record,
+    owned_by,
+    parse_record,
+    pending_record,
+)
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -45,8 +54,10 @@ _SCHEMA = (
     # WITHOUT ROWID (tables below too): one b-tree keyed by the key, not a table plus the key's
     # index, so a claim or a record writes one page fewer to the WAL. A file made before keeps
     # its rowid table: the same statements serve both.
-    "CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL NOT NULL) "
-    "WITHOUT ROWID",
+    # expires_at: when the row may be dropped; lease_until: while a pending claim holds (NULL once
+    # answered, and in rows written before the column existed, whose expires_at was the lease).
+    "CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL NOT NULL, "
+    "lease_until REAL) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at)",
     "CREATE TABLE IF NOT EXISTS kv (namespace TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, "
     "PRIMARY KEY (namespace, key))",
@@ -77,11 +88,24 @@ def _set_up(db: sqlite3.Connection, within_s: float) -> None:
             db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
             for statement in _SCHEMA:
                 db.execute(statement)
+            _add_lease_column(db)
             return
         except sqlite3.OperationalError as exc:
             if not _locked(exc) or time.monotonic() > give_up:
                 raise
             time.sleep(0.02)
+
+
+def _add_lease_column(db: sqlite3.Connection) -> None:
+    """Files made before `lease_until` existed get it (NULL in their rows: the old meaning holds)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(idempotency)")}
+    if "lease_until" in columns:
+        return
+    try:
+        db.execute("ALTER TABLE idempotency ADD COLUMN lease_until REAL")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):  # another worker added it first
+            raise
 
 
 _Op = tuple[Callable[[sqlite3.Connection], Any], bool, asyncio.Future[Any]]
@@ -169,7 +193,16 @@ class _Locked(Exception):
     """Another connection holds the write lock: the call goes to the store's thread."""
 
 
-def _direct(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], write: bool) -> T:
+def _direct(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], write: bool, single: bool = False) -> T:
+    """`single`: `fn` writes with one statement, atomic by itself: run without BEGIN and COMMIT
+    (two statements fewer; a lock held elsewhere still answers "locked" at once, timeout 0)."""
+    if single:
+        try:
+            return fn(db)
+        except sqlite3.OperationalError as exc:
+            if _locked(exc):
+                raise _Locked from exc
+            raise
     try:
         db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
     except sqlite3.OperationalError as exc:
@@ -209,7 +242,7 @@ class SqliteStore:
             self._loop_db = loop_db
         self._writes = 0
 
-    async def _call(self, fn: Callable[[sqlite3.Connection], T], write: bool = True) -> T:
+    async def _call(self, fn: Callable[[sqlite3.Connection], T], write: bool = True, single: bool = False) -> T:
         if write:
             self._writes += 1
             if self._writes % _PURGE_EVERY == 0:
@@ -217,7 +250,7 @@ class SqliteStore:
         try:
             if self._loop_db is not None:
                 try:
-                    return _direct(self._loop_db, fn, write)
+                    return _direct(self._loop_db, fn, write, single)
                 except _Locked:
                     pass  # wait for the lock on the store's thread, not here
             return await self._batcher.submit(fn, write)
@@ -238,27 +271,45 @@ class SqliteStore:
 
         self._batcher.submit(purge, True).add_done_callback(retrieved)
 
-    async def claim(self, key: str, fingerprint: bytes, token: bytes, lease_s: float) -> Claim:
+    async def claim(self, key: str, fingerprint: bytes, token: bytes, lease_s: float, ttl_s: float = 0.0) -> Claim:
+        # The row is given its answer's lifetime now (`ttl_s` from the claim, never less than the
+        # lease): recording the answer then rewrites the value alone, and the expiry index is
+        # written once per key instead of twice (bench: a keyed send's SQLite work ~170 k -> ~110 k
+        # instructions, two WAL frames fewer).
         now = self._clock.time()
 
         def claim(db: sqlite3.Connection) -> Claim:
-            row = db.execute("SELECT value, expires_at FROM idempotency WHERE key = ?", (key,)).fetchone()
+            row = db.execute("SELECT value, expires_at, lease_until FROM idempotency WHERE key = ?", (key,)).fetchone()
             if row is not None and row[1] > now:
-                return parse_record(bytes(row[0]))
+                held = parse_record(bytes(row[0]))
+                if isinstance(held, Replay) or (row[2] if row[2] is not None else row[1]) > now:
+                    return held
             db.execute(
-                "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?)",
-                (key, pending_record(token, fingerprint), now + lease_s),
+                "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)",
+                (key, pending_record(token, fingerprint), now + max(ttl_s, lease_s), now + lease_s),
             )
             return Claimed(token)
 
         return await self._call(claim)
 
     async def complete(self, key: str, fingerprint: bytes, response: bytes, ttl_s: float) -> None:
-        expires = self._clock.time() + ttl_s
+        now = self._clock.time()
         record = done_record(fingerprint, response)
-        await self._call(
-            lambda db: db.execute("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?)", (key, record, expires))
-        )
+
+        def complete(db: sqlite3.Connection) -> None:
+            # One statement either way, each atomic alone: the value, where the claim gave the row
+            # this answer's lifetime already (an expiry past the lease, within `ttl_s` from now);
+            # else (a claim not told the TTL, one renewed past it, a row gone or from an older
+            # release) the whole row, with `ttl_s` from now.
+            updated = db.execute(
+                "UPDATE idempotency SET value = ?1, lease_until = NULL WHERE key = ?2 "
+                "AND expires_at > lease_until AND expires_at > ?3 AND expires_at <= ?3 + ?4",
+                (record, key, now, ttl_s),
+            )
+            if updated.rowcount == 0:
+                db.execute("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, NULL)", (key, record, now + ttl_s))
+
+        await self._call(complete, single=True)
 
     async def release(self, key: str, token: bytes) -> None:
         def release(db: sqlite3.Connection) -> None:
@@ -275,7 +326,11 @@ class SqliteStore:
             row = db.execute("SELECT value FROM idempotency WHERE key = ?", (key,)).fetchone()
             if row is None or not owned_by(bytes(row[0]), token):
                 return False
-            db.execute("UPDATE idempotency SET expires_at = ? WHERE key = ?", (expires, key))
+            # The row outlives its lease (a short TTL could otherwise let the purge drop a live claim).
+            db.execute(
+                "UPDATE idempotency SET lease_until = ?1, expires_at = max(expires_at, ?1) WHERE key = ?2",
+                (expires, key),
+            )
             return True
 
         return await self._call(renew)

@@ -60,8 +60,10 @@ class StoreUnavailable(GatewayError):
 class StateStore(Protocol):
     backend: str
 
-    async def claim(self, key: str, fingerprint: bytes, token: bytes, lease_s: float) -> Claim:
-        """Atomically: own `key` for `lease_s` unless a live record holds it; else say what holds it."""
+    async def claim(self, key: str, fingerprint: bytes, token: bytes, lease_s: float, ttl_s: float = 0.0) -> Claim:
+        """Atomically: own `key` for `lease_s` unless a live record holds it; else say what holds it.
+        `ttl_s`: how long the answer will be kept (`complete`'s), for a store that sets the record's
+        lifetime at the claim so that completing it writes less."""
         ...
 
     async def complete(self, key: str, fingerprint: bytes, response: bytes, ttl_s: float) -> None:

@@ -15,7 +15,7 @@ from gateway.clock import SystemClock
 from gateway.config import StateSettings
 from gateway.state import StateStore, open_store
 from gateway.state.store import Busy, Claimed, Replay, StoreUnavailable
-from tests.helpers import RedisServer
+from tests.helpers import RedisServer, ShiftClock
 
 FP_A = b"a" * 32
 FP_B = b"b" * 32
@@ -338,10 +338,13 @@ async def test_a_charge_of_several_sends_counts_them_all(stores: tuple[StateStor
 
 async def test_sqlite_keys_live_in_one_btree_and_files_made_before_still_serve(tmp_path: Path) -> None:
     """A new file keeps idempotency records WITHOUT ROWID (one b-tree to write per claim or
-    record); a file made by an earlier release, with a rowid table, serves the same calls."""
+    record); a file made by an earlier release (a rowid table, no lease column, its rows' expiry
+    their lease) gets the column and serves the same calls, its old rows meaning what they meant."""
     import sqlite3
+    import time
 
     from gateway.state.sqlite_store import SqliteStore
+    from gateway.state.store import done_record, pending_record
 
     new = SqliteStore(tmp_path / "new.sqlite3", SystemClock())
     await new.close()
@@ -350,19 +353,109 @@ async def test_sqlite_keys_live_in_one_btree_and_files_made_before_still_serve(t
         pytest.raises(sqlite3.OperationalError, match="rowid"),
     ):
         db.execute("SELECT rowid FROM idempotency")
+    now = time.time()
     with contextlib.closing(sqlite3.connect(tmp_path / "old.sqlite3")) as db:
         db.execute("CREATE TABLE idempotency (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL NOT NULL)")
+        db.executemany(
+            "INSERT INTO idempotency VALUES (?, ?, ?)",
+            [
+                ("held", pending_record(TOKEN_1, FP_A), now + 30),  # a claim within its lease
+                ("lapsed", pending_record(TOKEN_1, FP_A), now - 1),  # its owner died
+                ("answered", done_record(FP_A, b"old answer"), now + 60),
+            ],
+        )
         db.commit()
     old = SqliteStore(tmp_path / "old.sqlite3", SystemClock())
     try:
-        assert isinstance(await old.claim("k", FP_A, TOKEN_1, 30), Claimed)
-        assert isinstance(await old.claim("k", FP_A, TOKEN_2, 30), Busy)
-        await old.complete("k", FP_A, b"answer", 60)
-        replay = await old.claim("k", FP_A, TOKEN_2, 30)
-        assert isinstance(replay, Replay)
-        assert replay.response == b"answer"
+        assert await old.claim("held", FP_A, TOKEN_2, 30, 600) == Busy(FP_A)
+        assert await old.claim("lapsed", FP_A, TOKEN_2, 30, 600) == Claimed(TOKEN_2)
+        assert await old.claim("answered", FP_A, TOKEN_2, 30, 600) == Replay(FP_A, b"old answer")
+        assert isinstance(await old.claim("k", FP_A, TOKEN_1, 30, 600), Claimed)
+        assert isinstance(await old.claim("k", FP_A, TOKEN_2, 30, 600), Busy)
+        await old.complete("k", FP_A, b"answer", 600)
+        assert await old.claim("k", FP_A, TOKEN_2, 30, 600) == Replay(FP_A, b"answer")
     finally:
         await old.close()
+    with contextlib.closing(sqlite3.connect(tmp_path / "old.sqlite3")) as db:
+        assert "lease_until" in {row[1] for row in db.execute("PRAGMA table_info(idempotency)")}
+
+
+def _row(path: Path, key: str) -> tuple[float, float | None]:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        row = db.execute("SELECT expires_at, lease_until FROM idempotency WHERE key = ?", (key,)).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+async def test_sqlite_an_answer_is_recorded_in_one_statement_keeping_the_claims_expiry(tmp_path: Path) -> None:
+    """A claim told the TTL gives the row its answer's lifetime at once, so recording the answer
+    rewrites the value alone (one statement, no transaction around it, the expiry index not
+    written again); a claim not told it gets the answer's TTL counted from the answer."""
+    from gateway.state.sqlite_store import SqliteStore
+
+    path = tmp_path / "state.sqlite3"
+    clock = ShiftClock()
+    store = SqliteStore(path, clock)
+    statements: list[str] = []
+    assert store._loop_db is not None
+    store._loop_db.set_trace_callback(statements.append)
+    try:
+        t0 = clock.time()
+        await store.claim("told", FP_A, TOKEN_1, 30, 600)
+        expires, lease = _row(path, "told")
+        assert expires == pytest.approx(t0 + 600, abs=1)
+        assert lease == pytest.approx(t0 + 30, abs=1)
+        clock.offset += 5
+        statements.clear()
+        await store.complete("told", FP_A, b"answer", 600)
+        assert [s.split()[0] for s in statements] == ["UPDATE"]
+        assert _row(path, "told") == (expires, None)  # the claim's expiry kept: ttl from the claim
+
+        await store.claim("untold", FP_A, TOKEN_1, 30)
+        clock.offset += 5
+        await store.complete("untold", FP_A, b"answer", 600)
+        expires, lease = _row(path, "untold")
+        assert expires == pytest.approx(t0 + 10 + 600, abs=1)
+        assert lease is None
+        assert await store.claim("untold", FP_B, TOKEN_2, 30) == Replay(FP_A, b"answer")
+    finally:
+        await store.close()
+
+
+async def test_sqlite_a_renewed_claim_outlives_a_short_ttl(tmp_path: Path) -> None:
+    """The purge drops rows by expiry: a claim renewed past its row's expiry moves the expiry too."""
+    from gateway.state.sqlite_store import SqliteStore
+
+    path = tmp_path / "state.sqlite3"
+    clock = ShiftClock()
+    store = SqliteStore(path, clock)
+    try:
+        await store.claim("k", FP_A, TOKEN_1, 1, 0.5)
+        clock.offset += 0.9
+        assert await store.renew("k", TOKEN_1, 10)
+        expires, lease = _row(path, "k")
+        assert lease is not None
+        assert expires >= lease
+        clock.offset += 5  # past the first lease and the TTL: the renewed claim still holds
+        assert await store.claim("k", FP_A, TOKEN_2, 30) == Busy(FP_A)
+    finally:
+        await store.close()
+
+
+async def test_sqlite_an_answer_recorded_while_another_process_writes_waits_on_the_thread(tmp_path: Path) -> None:
+    from gateway.state.sqlite_store import SqliteStore
+
+    path = tmp_path / "state.sqlite3"
+    store = SqliteStore(path, SystemClock())
+    try:
+        await store.claim("k", FP_A, TOKEN_1, 30, 600)
+        async with _write_lock_held(path, 0.3):
+            await store.complete("k", FP_A, b"answer", 600)  # "locked" on the loop: done on the thread
+        assert await store.claim("k", FP_B, TOKEN_2, 30) == Replay(FP_A, b"answer")
+    finally:
+        await store.close()
 
 
 async def test_sqlite_page_caches_are_bounded_on_both_connections(tmp_path: Path) -> None:
