@@ -26,7 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.run import BIN, Proc, drive, features_config, free_port, gateway_env, start, start_sink_and_emulator
+from bench.ports import free_port
+from bench.run import BIN, Proc, drive, features_config, gateway_env, start, start_sink_and_emulator
 
 ROWS = ("forwarder", "gateway", "gateway+otel", "gateway keyed", "gateway 10k users")
 

@@ -19,7 +19,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-from bench.run import BIN, ROOT, Proc, drive, features_config, free_port, gateway_env, start, start_sink_and_emulator
+from bench.ports import free_port
+from bench.run import BIN, ROOT, Proc, drive, features_config, gateway_env, start, start_sink_and_emulator
 
 
 def _summarise(collapsed: Path, top: int, thread: str = "MainThread") -> None:

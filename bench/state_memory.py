@@ -26,7 +26,7 @@ from typing import Any
 import grpc
 from smartpush.gateway.v1 import delivery_pb2, push_service_pb2, push_service_pb2_grpc, template_pb2
 
-from bench.run import free_port
+from bench.ports import free_port
 from gateway.emulator import DEMO_TEMPLATE_ID
 
 BIN = Path(sys.executable).parent

@@ -7,7 +7,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +17,7 @@ import grpc
 import httpx
 from smartpush.gateway.v1 import delivery_pb2, push_service_pb2, push_service_pb2_grpc, template_pb2
 
+from bench.ports import free_port as free_port  # re-exported: the tests take it from here
 from gateway.emulator import DEMO_TEMPLATE_ID
 
 if TYPE_CHECKING:
@@ -133,14 +133,6 @@ def unwrap(body: dict[str, Any]) -> dict[str, Any]:
     inner = body.get("requestPayload", body)
     assert isinstance(inner, dict)
     return inner
-
-
-def free_port() -> int:
-    """A free loopback TCP port (for servers a test starts in another process)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class RedisServer:
