@@ -277,20 +277,27 @@ class SqliteStore:
         # written once per key instead of twice (bench: a keyed send's SQLite work ~170 k -> ~110 k
         # instructions, two WAL frames fewer).
         now = self._clock.time()
+        row = (key, pending_record(token, fingerprint), now + max(ttl_s, lease_s), now + lease_s)
+
+        def insert(db: sqlite3.Connection) -> bool:
+            # A new key, the usual case: one statement, no transaction around it (a key with a row
+            # is left as it is, and decided below).
+            return db.execute("INSERT OR IGNORE INTO idempotency VALUES (?, ?, ?, ?)", row).rowcount == 1
 
         def claim(db: sqlite3.Connection) -> Claim:
-            row = db.execute("SELECT value, expires_at, lease_until FROM idempotency WHERE key = ?", (key,)).fetchone()
-            if row is not None and row[1] > now:
-                held = parse_record(bytes(row[0]))
-                if isinstance(held, Replay) or (row[2] if row[2] is not None else row[1]) > now:
+            held_row = db.execute(
+                "SELECT value, expires_at, lease_until FROM idempotency WHERE key = ?", (key,)
+            ).fetchone()
+            if held_row is not None and held_row[1] > now:
+                held = parse_record(bytes(held_row[0]))
+                if isinstance(held, Replay) or (held_row[2] if held_row[2] is not None else held_row[1]) > now:
                     return held
-            db.execute(
-                "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)",
-                (key, pending_record(token, fingerprint), now + max(ttl_s, lease_s), now + lease_s),
-            )
+            db.execute("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", row)
             return Claimed(token)
 
-        return await self._call(claim)
+        if await self._call(insert, single=True):
+            return Claimed(token)
+        return await self._call(claim)  # the key has a row: live, answered, lapsed or expired
 
     async def complete(self, key: str, fingerprint: bytes, response: bytes, ttl_s: float) -> None:
         now = self._clock.time()

@@ -389,8 +389,9 @@ def _row(path: Path, key: str) -> tuple[float, float | None]:
     return row[0], row[1]
 
 
-async def test_sqlite_an_answer_is_recorded_in_one_statement_keeping_the_claims_expiry(tmp_path: Path) -> None:
-    """A claim told the TTL gives the row its answer's lifetime at once, so recording the answer
+async def test_sqlite_a_new_key_is_claimed_and_answered_in_one_statement_each(tmp_path: Path) -> None:
+    """A new key is claimed with one INSERT (a key with a row is decided in a transaction). A
+    claim told the TTL gives the row its answer's lifetime at once, so recording the answer
     rewrites the value alone (one statement, no transaction around it, the expiry index not
     written again); a claim not told it gets the answer's TTL counted from the answer."""
     from gateway.state.sqlite_store import SqliteStore
@@ -403,7 +404,9 @@ async def test_sqlite_an_answer_is_recorded_in_one_statement_keeping_the_claims_
     store._loop_db.set_trace_callback(statements.append)
     try:
         t0 = clock.time()
+        statements.clear()
         await store.claim("told", FP_A, TOKEN_1, 30, 600)
+        assert [s.split()[0] for s in statements] == ["INSERT"]  # a new key: one statement, no BEGIN
         expires, lease = _row(path, "told")
         assert expires == pytest.approx(t0 + 600, abs=1)
         assert lease == pytest.approx(t0 + 30, abs=1)
