@@ -198,13 +198,23 @@ def _open_at_once(path: str, barrier: Any, results: Any) -> None:
         results.put(repr(exc))
 
 
-def test_workers_opening_one_new_sqlite_file_together_all_succeed(tmp_path: Path) -> None:
-    # `serve --workers N` starts N processes on one new file: switching it to WAL can be refused
-    # with "database is locked" at once; it used to stop a worker (and so the whole supervisor).
+@pytest.mark.parametrize("made_by", ["nobody", "an earlier release"])
+def test_workers_opening_one_sqlite_file_together_all_succeed(tmp_path: Path, made_by: str) -> None:
+    # `serve --workers N` starts N processes on one file: switching a new file to WAL can be
+    # refused with "database is locked" at once (it used to stop a worker, and so the supervisor);
+    # on a file from an earlier release they all try to add the lease column at once.
     import multiprocessing
+    import sqlite3
 
     outcomes = []
     for i in range(15):
+        if made_by != "nobody":
+            with contextlib.closing(sqlite3.connect(tmp_path / f"s{i}.sqlite3")) as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute(
+                    "CREATE TABLE idempotency (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL NOT NULL)"
+                )
+                db.commit()
         barrier, results = multiprocessing.Barrier(4), multiprocessing.Queue()  # type: ignore[var-annotated]
         procs = [
             multiprocessing.Process(target=_open_at_once, args=(str(tmp_path / f"s{i}.sqlite3"), barrier, results))
@@ -216,6 +226,8 @@ def test_workers_opening_one_new_sqlite_file_together_all_succeed(tmp_path: Path
             p.join(30)
         outcomes += [results.get(timeout=5) for _ in procs]
     assert set(outcomes) == {"ok"}
+    with contextlib.closing(sqlite3.connect(tmp_path / "s0.sqlite3")) as db:
+        assert "lease_until" in {row[1] for row in db.execute("PRAGMA table_info(idempotency)")}
 
 
 async def test_sqlite_drops_expired_rows_as_writes_go_by(tmp_path: Path) -> None:
