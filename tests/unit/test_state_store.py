@@ -348,10 +348,12 @@ async def test_a_charge_of_several_sends_counts_them_all(stores: tuple[StateStor
     assert await b.take(rate, [1]) is not None  # the burst went in one charge
 
 
-async def test_sqlite_keys_live_in_one_btree_and_files_made_before_still_serve(tmp_path: Path) -> None:
+@pytest.mark.parametrize("old_table", ["rowid", "WITHOUT ROWID"])
+async def test_sqlite_keys_live_in_one_btree_and_files_made_before_still_serve(tmp_path: Path, old_table: str) -> None:
     """A new file keeps idempotency records WITHOUT ROWID (one b-tree to write per claim or
-    record); a file made by an earlier release (a rowid table, no lease column, its rows' expiry
-    their lease) gets the column and serves the same calls, its old rows meaning what they meant."""
+    record); a file made by an earlier release (a rowid table, or the last release's WITHOUT ROWID
+    one; no lease column, its rows' expiry their lease) gets the column and serves the same calls,
+    its old rows meaning what they meant."""
     import sqlite3
     import time
 
@@ -367,7 +369,11 @@ async def test_sqlite_keys_live_in_one_btree_and_files_made_before_still_serve(t
         db.execute("SELECT rowid FROM idempotency")
     now = time.time()
     with contextlib.closing(sqlite3.connect(tmp_path / "old.sqlite3")) as db:
-        db.execute("CREATE TABLE idempotency (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL NOT NULL)")
+        db.execute(
+            "CREATE TABLE idempotency (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL NOT NULL)"
+            + (" WITHOUT ROWID" if old_table == "WITHOUT ROWID" else "")
+        )
+        db.execute("CREATE INDEX idempotency_expiry ON idempotency (expires_at)")
         db.executemany(
             "INSERT INTO idempotency VALUES (?, ?, ?)",
             [
