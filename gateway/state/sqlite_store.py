@@ -193,25 +193,16 @@ class _Locked(Exception):
     """Another connection holds the write lock: the call goes to the store's thread."""
 
 
-def _direct(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], write: bool, single: bool = False) -> T:
-    """`single`: `fn` writes with one statement, atomic by itself: run without BEGIN and COMMIT
-    (two statements fewer; a lock held elsewhere still answers "locked" at once, timeout 0)."""
-    if single:
-        try:
-            return fn(db)
-        except sqlite3.OperationalError as exc:
-            if _locked(exc):
-                raise _Locked from exc
-            raise
+def _direct(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], write: bool, autocommit: bool = False) -> T:
+    """`fn` in one transaction on the loop's connection; "locked" (timeout 0) raises _Locked.
+    `autocommit`: each of `fn`'s statements is atomic and correct alone, so no BEGIN and COMMIT
+    (two statements fewer)."""
     try:
-        db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-    except sqlite3.OperationalError as exc:
-        if _locked(exc):
-            raise _Locked from exc
-        raise
-    try:
+        if not autocommit:
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         result = fn(db)
-        db.execute("COMMIT")
+        if not autocommit:
+            db.execute("COMMIT")
     except BaseException as exc:
         if db.in_transaction:
             db.execute("ROLLBACK")
@@ -242,7 +233,7 @@ class SqliteStore:
             self._loop_db = loop_db
         self._writes = 0
 
-    async def _call(self, fn: Callable[[sqlite3.Connection], T], write: bool = True, single: bool = False) -> T:
+    async def _call(self, fn: Callable[[sqlite3.Connection], T], write: bool = True, autocommit: bool = False) -> T:
         if write:
             self._writes += 1
             if self._writes % _PURGE_EVERY == 0:
@@ -250,7 +241,7 @@ class SqliteStore:
         try:
             if self._loop_db is not None:
                 try:
-                    return _direct(self._loop_db, fn, write, single)
+                    return _direct(self._loop_db, fn, write, autocommit)
                 except _Locked:
                     pass  # wait for the lock on the store's thread, not here
             return await self._batcher.submit(fn, write)
@@ -296,7 +287,7 @@ class SqliteStore:
             db.execute("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", row)
             return Claimed(token)
 
-        if await self._call(insert, single=True):
+        if await self._call(insert, autocommit=True):
             return Claimed(token)
         return await self._call(claim)  # the key has a row: live, answered, lapsed or expired
 
@@ -317,7 +308,7 @@ class SqliteStore:
             if updated.rowcount == 0:
                 db.execute("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, NULL)", (key, record, now + ttl_s))
 
-        await self._call(complete, single=True)
+        await self._call(complete, autocommit=True)
 
     async def release(self, key: str, token: bytes) -> None:
         def release(db: sqlite3.Connection) -> None:
