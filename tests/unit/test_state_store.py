@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -251,6 +252,51 @@ async def test_sqlite_drops_expired_rows_as_writes_go_by(tmp_path: Path) -> None
     assert counts == [0, 0, 0]  # the file is bounded by the TTLs, not by what was ever written
 
 
+async def test_sqlite_sweeps_expired_idempotency_rows_in_bounded_rounds(tmp_path: Path) -> None:
+    """Without an expiry index, each upkeep looks at the next _SWEEP_ROWS keys in order and drops
+    the expired ones: bounded work however large the table, and every row reached within a round."""
+    import sqlite3
+
+    from gateway.state.sqlite_store import _PURGE_EVERY, _SWEEP_ROWS
+
+    path = tmp_path / "state.sqlite3"
+    store = open_store(StateSettings(sqlite_path=path), SystemClock())
+    now = time.time()
+    expired = [f"e{i:05d}" for i in range(_SWEEP_ROWS + _SWEEP_ROWS // 2)]
+    live = ["a-live", "m-live", "z-live"]  # before, among and after the expired keys
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.executemany("INSERT INTO idempotency VALUES (?, x'44', ?, NULL)", [(k, now - 1) for k in expired])
+        db.executemany("INSERT INTO idempotency VALUES (?, x'44', ?, NULL)", [(k, now + 600) for k in live])
+        db.commit()
+        assert (
+            db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'idempotency'").fetchall()
+            == []
+        )
+
+    def keys() -> list[str]:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            return [row[0] for row in db.execute("SELECT key FROM idempotency ORDER BY key")]
+
+    async def upkeep_done(before: list[str]) -> list[str]:
+        for _ in range(_PURGE_EVERY):
+            await store.reserve_ids(1, 1)
+        for _ in range(200):  # the upkeep runs on the store's thread
+            found = keys()
+            if found != before:
+                return found
+            await asyncio.sleep(0.025)
+        return keys()
+
+    try:
+        # Round one, first upkeep: the first _SWEEP_ROWS keys ("a-live" and the first expired ones).
+        first = await upkeep_done(keys())
+        assert first == ["a-live", *expired[_SWEEP_ROWS - 1 :], "m-live", "z-live"]
+        # The next upkeep goes on from there to the end of the table; the round is over.
+        assert await upkeep_done(first) == live
+    finally:
+        await store.close()
+
+
 @contextlib.asynccontextmanager
 async def _write_lock_held(path: Path, seconds: float) -> AsyncIterator[None]:
     """Another process's writer: holds the file's write lock for `seconds`, then lets go."""
@@ -355,7 +401,6 @@ async def test_sqlite_keys_live_in_one_btree_and_files_made_before_still_serve(t
     one; no lease column, its rows' expiry their lease) gets the column and serves the same calls,
     its old rows meaning what they meant."""
     import sqlite3
-    import time
 
     from gateway.state.sqlite_store import SqliteStore
     from gateway.state.store import done_record, pending_record
@@ -396,6 +441,8 @@ async def test_sqlite_keys_live_in_one_btree_and_files_made_before_still_serve(t
         await old.close()
     with contextlib.closing(sqlite3.connect(tmp_path / "old.sqlite3")) as db:
         assert "lease_until" in {row[1] for row in db.execute("PRAGMA table_info(idempotency)")}
+        # The expiry index is gone: expired rows are swept in key order.
+        assert db.execute("SELECT name FROM sqlite_master WHERE name = 'idempotency_expiry'").fetchone() is None
 
 
 def _row(path: Path, key: str) -> tuple[float, float | None]:
