@@ -77,7 +77,7 @@ class PushSender:
 
     async def send(self, req: SendRequest, key: SendKey, deadline: float | None) -> SendResponse:
         rq_uid = key.rq_uid
-        span = trace.get_current_span()
+        span = trace.get_current_span() if self._t.enabled else trace.INVALID_SPAN
         if span.is_recording():
             span.set_attributes(self._attributes(req, rq_uid))
         rendered = await self._check(req)

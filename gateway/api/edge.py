@@ -40,6 +40,7 @@ T = TypeVar("T")
 Context = grpc.aio.ServicerContext[Any, Any]
 # gRFC A6: a negative pushback tells a client's retry policy not to retry this answer.
 PUSHBACK = "grpc-retry-pushback-ms"
+_CODE_NAMES = {code: code.name for code in grpc.StatusCode}  # Enum's .name is two Python calls per read
 
 
 @dataclass(slots=True)
@@ -301,10 +302,11 @@ def _caller_name(call: CallInfo) -> str:
 def _log_call(call: CallInfo, code: grpc.StatusCode, reason: str | None, start: float) -> None:
     if not log.isEnabledFor(logging.INFO):
         return
+    name = _CODE_NAMES.get(code) or code.name
     extra: dict[str, object] = {
         "rpc": call.rpc,
         "caller": _caller_name(call),
-        "grpc_code": code.name,
+        "grpc_code": name,
         "duration_ms": round((time.perf_counter() - start) * 1000, 2),
         **call.fields,
     }
@@ -312,5 +314,5 @@ def _log_call(call: CallInfo, code: grpc.StatusCode, reason: str | None, start: 
         extra["rq_uid"] = call.rq_uid
     if reason:
         extra["reason"] = reason
-    if not logs.write_direct(log, f"{call.rpc} {code.name}", extra):
-        log.info("%s %s", call.rpc, code.name, extra=extra)
+    if not logs.write_direct(log, f"{call.rpc} {name}", extra):
+        log.info("%s %s", call.rpc, name, extra=extra)

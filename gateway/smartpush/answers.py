@@ -43,14 +43,27 @@ def _status(obj: Any) -> tuple[int, str]:
         return 0, ""
     code = status.get("code", 0)
     # Validation results say `descr`, results and device statuses say `description` (reference §5.1).
-    text = status.get("description", status.get("descr", ""))
-    return (int(code) if isinstance(code, int | str) and str(code).lstrip("-").isdigit() else -1), str(text)
+    text = status["description"] if "description" in status else status.get("descr", "")
+    if type(code) is not int:  # the usual case first: JSON integers come as exact ints
+        code = int(code) if isinstance(code, str) and code.lstrip("-").isdigit() else -1
+    return code, text if type(text) is str else str(text)
 
 
 def _as_list(value: Any) -> list[Any]:
-    if isinstance(value, list):
+    if type(value) is list:
         return value
     return [value] if isinstance(value, dict) else []
+
+
+def _target(
+    item: Any, by_name: dict[str, DestinationOutcome], single: DestinationOutcome | None
+) -> DestinationOutcome | None:
+    """The destination a result or validation item is about: by its surface, or the only one.
+    An item that is not an object is about none."""
+    if not isinstance(item, dict):
+        return None
+    name = item.get("surface")
+    return by_name.get(name) if isinstance(name, str) else single
 
 
 def _bad_response(message: str, http_status: int) -> GatewayError:
@@ -89,25 +102,22 @@ def classify(
         ) from None
     if not isinstance(envelope, dict):
         raise _bad_response(f"SmartPush answered HTTP {http_status} with unexpected JSON", http_status)
-    payload = envelope.get("payload") if isinstance(envelope.get("payload"), dict) else {}
-    assert isinstance(payload, dict)
+    payload = envelope.get("payload")
+    if not isinstance(payload, dict):
+        payload = {}
     by_surface = {s: DestinationOutcome(surface=s) for s in surfaces}
     by_name = {SURFACE_TO_WIRE[s]: by_surface[s] for s in surfaces}
     single = by_surface[surfaces[0]] if len(surfaces) == 1 else None
 
-    def target(item: dict[str, Any]) -> DestinationOutcome | None:
-        name = item.get("surface")
-        return by_name.get(name) if isinstance(name, str) else single
-
-    validation = payload.get("validation") if isinstance(payload.get("validation"), dict) else {}
-    assert isinstance(validation, dict)
-    for item in _as_list(validation.get("results")):
-        dest = target(item)
-        if dest is not None:
-            dest.status_code, dest.description = _status(item)
-            dest.reported = True
+    validation = payload.get("validation")
+    if isinstance(validation, dict):
+        for item in _as_list(validation.get("results")):
+            dest = _target(item, by_name, single)
+            if dest is not None:
+                dest.status_code, dest.description = _status(item)
+                dest.reported = True
     for item in _as_list(payload.get("result")):
-        dest = target(item)
+        dest = _target(item, by_name, single)
         if dest is None:
             continue
         code, text = _status(item)
@@ -115,16 +125,25 @@ def classify(
             dest.status_code, dest.description = code, text or dest.description
         dest.reported = True
         for dev in _as_list(item.get("deviceStatuses")):
-            dcode, dtext = _status(dev)
-            dest.devices.append(DeviceResult(str(dev.get("deviceId", "")), str(dev.get("product", "")), dcode, dtext))
+            if isinstance(dev, dict):  # anything else in the list says nothing of a device
+                dcode, dtext = _status(dev)
+                dest.devices.append(
+                    DeviceResult(str(dev.get("deviceId", "")), str(dev.get("product", "")), dcode, dtext)
+                )
     outcome = Outcome(str(envelope.get("responseId", "")), [by_surface[s] for s in surfaces])
     reported = [d for d in outcome.destinations if d.reported]
 
-    if 200 <= http_status < 300 and not any(d.status_code for d in reported):
-        return outcome
-    if any(d.status_code == 0 for d in reported) and 200 <= http_status < 300:
-        # BROADCAST partial success, or SEQUENTIAL delivered after earlier destinations failed.
-        return outcome
+    if 200 <= http_status < 300:
+        failed_any = delivered_any = False
+        for d in reported:
+            if d.status_code:
+                failed_any = True
+            else:
+                delivered_any = True
+        # Nothing failed; or BROADCAST partial success, or SEQUENTIAL delivered after earlier
+        # destinations failed.
+        if delivered_any or not failed_any:
+            return outcome
     failed = next((d for d in reported if d.status_code != 0), None)
     violations = _upstream_violations(envelope)
     if failed is not None:

@@ -212,6 +212,11 @@ class SmartPushClient:
         self, url: str, body: bytes, headers: dict[str, str], limits: httpx.Timeout, resend: int
     ) -> Reply:
         """One HTTP attempt, as a CLIENT span (HTTP client semantic conventions) and a duration sample."""
+        if not self._t.enabled:  # no span, sample or propagation header to make: the POST alone
+            start = time.perf_counter()
+            response = await self._upstream.post(url, body, headers, limits)
+            self.latency.add(time.perf_counter() - start)
+            return response
         found = self._span_attrs.get(url)
         if found is None:
             attrs = post_attributes(url, self._endpoint)

@@ -69,3 +69,35 @@ def test_http_404_is_internal() -> None:
     with pytest.raises(GatewayError) as caught:
         classify(404, b"", [d.SURFACE_COMPANION], sequential=False)
     assert caught.value.code == grpc.StatusCode.INTERNAL
+
+
+def test_items_that_are_not_objects_say_nothing_instead_of_failing() -> None:
+    """A result, validation item or device status that is not a JSON object is skipped: the answer
+    is read for what it does say (an AttributeError here was an INTERNAL to the caller)."""
+    body = _body(
+        validation={"results": ["ok", 7]},
+        result=[
+            None,
+            {"surface": "SBERBOX", "status": {"code": 0, "description": "delivered"}, "deviceStatuses": ["d1", 3]},
+        ],
+    )
+    outcome = classify(200, body, [d.SURFACE_SBERBOX], sequential=False)
+    [dest] = outcome.destinations
+    assert (dest.reported, dest.status_code, dest.description, dest.devices) == (True, 0, "delivered", [])
+
+
+def test_status_codes_as_text_are_read_and_anything_else_is_unknown() -> None:
+    body = _body(
+        result=[
+            {"surface": "SBERBOX", "status": {"code": "1013", "description": "throttled"}},
+            {"surface": "COMPANION", "status": {"code": True}},
+        ]
+    )
+    with pytest.raises(GatewayError) as err:
+        classify(200, body, [d.SURFACE_SBERBOX, d.SURFACE_COMPANION], sequential=False)
+    assert err.value.status_code == 1013
+    body = _body(result={"surface": "COMPANION", "status": {"code": 1.5, "description": 42}})
+    with pytest.raises(GatewayError) as err:
+        classify(200, body, [d.SURFACE_COMPANION], sequential=False)
+    assert err.value.status_code == -1
+    assert "42" in str(err.value)
