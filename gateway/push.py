@@ -147,13 +147,13 @@ class PushSender:
             retry_after_s=answer.retry_after_s,
             template_error_codes=self._settings.smartpush.wire.template_error_codes,
         )
-        response = _response(call, outcome)
-        for r in response.results:
-            if r.reported:
-                self._t.results.add((r.status_code, SURFACE_TO_WIRE.get(r.surface, str(r.surface))))
-        if span.is_recording():
-            span.set_attribute("smartpush.status_codes", [r.status_code for r in response.results])
-        return response
+        if self._t.enabled:  # (read from the outcome: a message's repeated field makes a wrapper per read)
+            for d in outcome.destinations:
+                if d.reported:
+                    self._t.results.add((d.status_code, SURFACE_TO_WIRE.get(d.surface, str(d.surface))))
+            if span.is_recording():
+                span.set_attribute("smartpush.status_codes", [d.status_code for d in outcome.destinations])
+        return _response(call, outcome)
 
     def _check_grants(self, caller: Caller, req: SendRequest) -> None:
         caller.check("profile", self._routes.resolve_name(req))
