@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from smartpush.gateway.v1 import errors_pb2, push_service_pb2
 
 from gateway.clock import Clock
+from gateway.entropy import random_bytes
 from gateway.errors import GatewayError
 from gateway.state.store import TOKEN_BYTES, Busy, Claimed, Replay, StateStore
 
@@ -55,7 +55,7 @@ def uuid4_text(sixteen: bytes) -> str:
 
 def new_rq_uid() -> str:
     """A random uuid4 RqUID, as `str(uuid.uuid4())` makes one."""
-    return uuid4_text(os.urandom(16))
+    return uuid4_text(random_bytes(16))
 
 
 def send_key(scoped: str) -> SendKey:
@@ -93,7 +93,7 @@ class Idempotency:
         wait = _POLL_FIRST_S
         give_up_at = deadline if deadline is not None else self._clock.monotonic() + self._lease
         while True:
-            claim = await self._store.claim(key, fp, os.urandom(TOKEN_BYTES), self._lease, self._ttl)
+            claim = await self._store.claim(key, fp, random_bytes(TOKEN_BYTES), self._lease, self._ttl)
             if isinstance(claim, Claimed):
                 break
             if claim.fingerprint != fp:

@@ -91,4 +91,9 @@ async def test_nothing_personal_or_secret_leaves_in_clear(
 def test_the_sub_hash_is_the_salted_hmac_sha256_earlier_releases_wrote() -> None:
     # Dashboards join one user's calls across releases: the value must not change with the code.
     assert SubHasher("test-salt")("user-1") == hmac.new(b"test-salt", b"user-1", hashlib.sha256).hexdigest()[:24]
+    # HMAC is built from SHA-256 states (RFC 2104): salts of a block and longer (hashed first) too.
+    for salt in ("s" * 64, "long-salt-" * 10, "ключ"):
+        for sub in ("", "user-1", "пользователь" * 20):
+            expected = hmac.new(salt.encode(), sub.encode(), hashlib.sha256).hexdigest()[:24]
+            assert SubHasher(salt)(sub) == expected
     assert SubHasher()("user-1") != SubHasher()("user-1")  # no salt: a random one per process
