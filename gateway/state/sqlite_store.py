@@ -50,11 +50,13 @@ _MAX_BATCH = 256  # calls per transaction: bounds how long one batch holds the w
 # counts against the process's RSS budget (two connections: ~3 MB less under keyed load).
 _CACHE_KIB = 512
 _EXPIRING_TABLES = ("quota", "expiring", "lists")  # purged through their expiry index
-# Idempotency rows looked at per upkeep, in key order from where the last upkeep stopped. Each
-# upkeep follows at most _PURGE_EVERY writes, so at most that many new keys: looking at four times
-# as many rows goes round the table faster than rows are added, and an expired row waits at most
-# one round — the file holds at most ~4/3 of its live rows (docs/performance.md).
+# Idempotency rows looked at per upkeep, in key order from where the last upkeep of any process
+# on the file stopped (one position, kept in the file). Each upkeep follows _PURGE_EVERY writes of
+# its process, so at most that many new keys: looking at four times as many rows goes round the
+# table faster than rows are added, however many processes share it, and an expired row waits at
+# most one round — the file holds at most ~4/3 of its live rows (docs/performance.md).
 _SWEEP_ROWS = 4 * _PURGE_EVERY
+_SWEPT_TO = ("sqlite-store", "idempotency-swept-to")  # its place in kv: (namespace, key)
 _SCHEMA = (
     # WITHOUT ROWID (tables below too): one b-tree keyed by the key, not a table plus the key's
     # index, so a claim or a record writes one page fewer to the WAL. A file made before keeps
@@ -104,17 +106,21 @@ def _set_up(db: sqlite3.Connection, within_s: float) -> None:
             time.sleep(0.02)
 
 
-def _sweep_idempotency(db: sqlite3.Connection, after: str, now: float) -> str:
-    """Drops the expired rows among the next _SWEEP_ROWS keys after `after`; returns where the next
-    sweep starts ("" once the last key was passed: round again). Work per upkeep is bounded
-    whatever the table's size, and the rows are read and rewritten in key order, page by page."""
+def _sweep_idempotency(db: sqlite3.Connection, now: float) -> None:
+    """Drops the expired rows among the next _SWEEP_ROWS keys after the file's sweep position and
+    moves it on ("" once the last key was passed: round again). Work per upkeep is bounded whatever
+    the table's size, and the rows are read and rewritten in key order, page by page. Runs inside
+    the upkeep's write transaction: processes sharing the file take turns at one position."""
+    row = db.execute("SELECT value FROM kv WHERE namespace = ? AND key = ?", _SWEPT_TO).fetchone()
+    after = bytes(row[0]).decode() if row is not None else ""
     count, last = db.execute(
         "SELECT count(*), max(key) FROM (SELECT key FROM idempotency WHERE key > ? ORDER BY key LIMIT ?)",
         (after, _SWEEP_ROWS),
     ).fetchone()
     if last is not None:
         db.execute("DELETE FROM idempotency WHERE key > ? AND key <= ? AND expires_at <= ?", (after, last, now))
-    return last if count == _SWEEP_ROWS else ""
+    following = last if count == _SWEEP_ROWS else ""
+    db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (*_SWEPT_TO, following.encode()))
 
 
 def _add_lease_column(db: sqlite3.Connection) -> None:
@@ -253,7 +259,6 @@ class SqliteStore:
             loop_db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints (fsync) run on the thread
             self._loop_db = loop_db
         self._writes = 0
-        self._swept_to = ""  # idempotency keys up to here were swept last round
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T], write: bool = True, autocommit: bool = False) -> T:
         if write:
@@ -277,8 +282,7 @@ class SqliteStore:
         def purge(db: sqlite3.Connection) -> None:
             for table in _EXPIRING_TABLES:
                 db.execute(f"DELETE FROM {table} WHERE expires_at <= ?", (now,))  # noqa: S608
-            # Only the store's thread runs upkeep: the position is its own.
-            self._swept_to = _sweep_idempotency(db, self._swept_to, now)
+            _sweep_idempotency(db, now)
 
         def retrieved(done: asyncio.Future[None]) -> None:
             if not done.cancelled() and done.exception() is not None:

@@ -254,13 +254,15 @@ async def test_sqlite_drops_expired_rows_as_writes_go_by(tmp_path: Path) -> None
 
 async def test_sqlite_sweeps_expired_idempotency_rows_in_bounded_rounds(tmp_path: Path) -> None:
     """Without an expiry index, each upkeep looks at the next _SWEEP_ROWS keys in order and drops
-    the expired ones: bounded work however large the table, and every row reached within a round."""
+    the expired ones: bounded work however large the table, every row reached within a round, and
+    one position for every process on the file (each goes on where the last upkeep stopped)."""
     import sqlite3
 
     from gateway.state.sqlite_store import _PURGE_EVERY, _SWEEP_ROWS
 
     path = tmp_path / "state.sqlite3"
     store = open_store(StateSettings(sqlite_path=path), SystemClock())
+    other = open_store(StateSettings(sqlite_path=path), SystemClock())  # another worker's
     now = time.time()
     expired = [f"e{i:05d}" for i in range(_SWEEP_ROWS + _SWEEP_ROWS // 2)]
     live = ["a-live", "m-live", "z-live"]  # before, among and after the expired keys
@@ -268,18 +270,16 @@ async def test_sqlite_sweeps_expired_idempotency_rows_in_bounded_rounds(tmp_path
         db.executemany("INSERT INTO idempotency VALUES (?, x'44', ?, NULL)", [(k, now - 1) for k in expired])
         db.executemany("INSERT INTO idempotency VALUES (?, x'44', ?, NULL)", [(k, now + 600) for k in live])
         db.commit()
-        assert (
-            db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'idempotency'").fetchall()
-            == []
-        )
+        indexes = db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'idempotency'")
+        assert indexes.fetchall() == []
 
     def keys() -> list[str]:
         with contextlib.closing(sqlite3.connect(path)) as db:
             return [row[0] for row in db.execute("SELECT key FROM idempotency ORDER BY key")]
 
-    async def upkeep_done(before: list[str]) -> list[str]:
+    async def upkeep_done(by: Any, before: list[str]) -> list[str]:
         for _ in range(_PURGE_EVERY):
-            await store.reserve_ids(1, 1)
+            await by.reserve_ids(1, 1)
         for _ in range(200):  # the upkeep runs on the store's thread
             found = keys()
             if found != before:
@@ -289,12 +289,19 @@ async def test_sqlite_sweeps_expired_idempotency_rows_in_bounded_rounds(tmp_path
 
     try:
         # Round one, first upkeep: the first _SWEEP_ROWS keys ("a-live" and the first expired ones).
-        first = await upkeep_done(keys())
+        first = await upkeep_done(store, keys())
         assert first == ["a-live", *expired[_SWEEP_ROWS - 1 :], "m-live", "z-live"]
-        # The next upkeep goes on from there to the end of the table; the round is over.
-        assert await upkeep_done(first) == live
+        # A key that expired behind the position waits for the next round...
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            db.execute("INSERT INTO idempotency VALUES ('b-expired', x'44', ?, NULL)", (now - 1,))
+            db.commit()
+        # ...while the other process's upkeep goes on from where this one stopped, to the end.
+        assert await upkeep_done(other, keys()) == ["a-live", "b-expired", "m-live", "z-live"]
+        # The next upkeep starts the next round from the first key.
+        assert await upkeep_done(store, keys()) == live
     finally:
         await store.close()
+        await other.close()
 
 
 @contextlib.asynccontextmanager
