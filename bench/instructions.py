@@ -57,7 +57,6 @@ def measure(row: str, seconds: float, workdir: Path) -> dict[str, float]:
         else:
             env = gateway_env(emulator_url, otlp_port=ports["sink_grpc"] if "otel" in row else None)
             env["SMARTPUSH_GATEWAY_STATE__SQLITE_PATH"] = str(workdir / f"{row}.sqlite3")
-            env["PYTHONMALLOC"] = "malloc"  # valgrind reads malloc; pymalloc's arenas confuse it
             argv = [*valgrind, str(BIN / "smartpush-gateway"), "serve", "--config", str(config), "--listen", address]
             server = start(row, argv, address, env, b"listening")
         procs.append(server)
