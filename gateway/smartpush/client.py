@@ -96,6 +96,10 @@ class SmartPushClient:
         self._endpoint = settings.endpoint
         self._upstream = Upstream(transport)
         self._settings = settings
+        # An attempt's own bounds, the same for every attempt: the caller's deadline (and a drain)
+        # bound it through the asyncio timeout around it (`_bounded`), which ends it first.
+        total = settings.request_timeout_s
+        self._limits = httpx.Timeout(total, connect=min(settings.connect_timeout_s, total))
         self._policy = policy or RetryPolicy.from_settings(settings)
         self._clock = clock
         # Per URL (one per profile), parsed once: the span's attributes and the metric's key.
@@ -185,14 +189,9 @@ class SmartPushClient:
             async with timer:
                 token = await call.route.tokens.token()
                 headers = self._headers(token, call.rq_uid, call.callback_url)
-                return token, await self._attempt(call.route.url, body, headers, self._timeout(remaining), sent)
+                return token, await self._attempt(call.route.url, body, headers, self._limits, sent)
         finally:
             self._timers.discard(timer)
-
-    def _timeout(self, remaining: float | None) -> httpx.Timeout:
-        s = self._settings
-        total = min(s.request_timeout_s, remaining) if remaining is not None else s.request_timeout_s
-        return httpx.Timeout(total, connect=min(s.connect_timeout_s, total))
 
     def _remaining(self, deadline: float | None) -> tuple[float | None, bool]:
         """Time left before the caller's deadline or the end of a drain, whichever is first."""

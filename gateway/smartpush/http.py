@@ -63,10 +63,11 @@ class Upstream:
         self.transport = transport
         self._aiohttp = transport if isinstance(transport, AiohttpTransport) else None
         self._urls: dict[str, httpx.URL] = {}
+        self._aiohttp_timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
 
     async def post(self, url: str, body: bytes, headers: dict[str, str], limits: httpx.Timeout) -> Reply:
         if self._aiohttp is not None:
-            return await self._post_aiohttp(self._aiohttp, url, body, headers, limits)
+            return await self._post_aiohttp(self._aiohttp, url, body, headers, self._aiohttp_timeout(limits))
         parsed = self._urls.get(url)
         if parsed is None:
             parsed = self._urls[url] = httpx.URL(url)
@@ -79,17 +80,28 @@ class Upstream:
             await response.aclose()
         return Reply(response.status_code, response.headers, response.content)
 
+    def _aiohttp_timeout(self, limits: httpx.Timeout) -> aiohttp.ClientTimeout:
+        """The same bounds httpx-aiohttp derives from an httpx.Timeout, made once per set of values
+        (the send path passes one: a ClientTimeout is an attrs class, a few microseconds to make)."""
+        key = (limits.connect, limits.read, limits.pool)
+        found = self._aiohttp_timeouts.get(key)
+        if found is None:
+            if len(self._aiohttp_timeouts) >= 64:  # bounded, whatever callers pass
+                self._aiohttp_timeouts.clear()
+            found = self._aiohttp_timeouts[key] = aiohttp.ClientTimeout(
+                sock_connect=limits.connect, sock_read=limits.read, connect=limits.pool
+            )
+        return found
+
     @staticmethod
     async def _post_aiohttp(
-        transport: AiohttpTransport, url: str, body: bytes, headers: dict[str, str], limits: httpx.Timeout
+        transport: AiohttpTransport, url: str, body: bytes, headers: dict[str, str], bounds: aiohttp.ClientTimeout
     ) -> Reply:
         session = transport.client
         if not isinstance(session, aiohttp.ClientSession):
             session = transport.client = transport.get_client()  # shared with the transport, closed by it
-        # The same bounds httpx-aiohttp derives from an httpx.Timeout.
-        timeout = aiohttp.ClientTimeout(sock_connect=limits.connect, sock_read=limits.read, connect=limits.pool)
         try:
-            async with session.post(url, data=body, headers=headers, allow_redirects=False, timeout=timeout) as r:
+            async with session.post(url, data=body, headers=headers, allow_redirects=False, timeout=bounds) as r:
                 content = await r.read()
         except aiohttp.ClientError as exc:
             raise _httpx_error(exc) from exc

@@ -72,3 +72,15 @@ async def test_a_connection_dropped_before_the_answer_is_a_protocol_error(upstre
     async with http_server("POST", "/send", drop) as url:
         with pytest.raises(httpx.RemoteProtocolError):
             await upstream.post(url, b"{}", {}, LIMITS)
+
+
+def test_aiohttp_bounds_are_made_once_per_set_of_values_and_kept_bounded() -> None:
+    upstream = Upstream(make_transport(SmartPushSettings(transport="aiohttp")))
+    first = upstream._aiohttp_timeout(httpx.Timeout(2.0, connect=1.0))
+    assert upstream._aiohttp_timeout(httpx.Timeout(2.0, connect=1.0)) is first
+    assert (first.sock_connect, first.sock_read, first.connect) == (1.0, 2.0, 2.0)
+    other = upstream._aiohttp_timeout(httpx.Timeout(0.5))
+    assert (other.sock_connect, other.sock_read, other.connect) == (0.5, 0.5, 0.5)
+    for i in range(200):
+        upstream._aiohttp_timeout(httpx.Timeout(1.0 + i))
+    assert len(upstream._aiohttp_timeouts) <= 64
