@@ -137,7 +137,7 @@ class PushSender:
 
     async def _deliver(self, req: SendRequest, call: SendCall, body: bytes, span: trace.Span) -> SendResponse:
         answer = await self._client.post(call, body)
-        surfaces = [d.surface for d in req.delivery.destinations]
+        surfaces = [d.surface for d in req.delivery.destinations[:]]
         sequential = req.delivery.delivery_mode == delivery_pb2.DELIVERY_MODE_SEQUENTIAL
         outcome = classify(
             answer.status,
@@ -160,7 +160,7 @@ class PushSender:
         caller.check("project", req.project_id)
         config = req.delivery
         ids = [config.template_content.id] if config.HasField("template_content") else []
-        ids += [d.template_content.id for d in config.destinations if d.HasField("template_content")]
+        ids += [d.template_content.id for d in config.destinations[:] if d.HasField("template_content")]
         for template_id in dict.fromkeys(ids):
             caller.check("template", template_id)
 
@@ -171,7 +171,7 @@ class PushSender:
                 "smartpush.rq_uid": rq_uid,
                 "smartpush.template_id": req.delivery.template_content.id,
                 "smartpush.surfaces": [
-                    SURFACE_TO_WIRE.get(d.surface, str(d.surface)) for d in req.delivery.destinations
+                    SURFACE_TO_WIRE.get(d.surface, str(d.surface)) for d in req.delivery.destinations[:]
                 ],
                 "smartpush.delivery_mode": _MODE_NAMES.get(req.delivery.delivery_mode, str(req.delivery.delivery_mode)),
                 "smartpush.profile": self._routes.resolve_name(req),
@@ -184,11 +184,12 @@ class PushSender:
     def _check_template(self, req: SendRequest) -> Rendered | None:
         """Each template content in the request (shared, and each destination's own) against the registry."""
         config = req.delivery
+        dests = config.destinations[:]  # (a slice: iterating a repeated field ends in an IndexError)
         groups: list[tuple[template_pb2.TemplateContent, str, list[int]]] = []
-        shared = [i for i, d in enumerate(config.destinations) if not d.HasField("template_content")]
+        shared = [i for i, d in enumerate(dests) if not d.HasField("template_content")]
         if config.HasField("template_content"):
             groups.append((config.template_content, "delivery.template_content", shared))
-        for i, d in enumerate(config.destinations):
+        for i, d in enumerate(dests):
             if d.HasField("template_content"):
                 groups.append((d.template_content, f"delivery.destinations[{i}].template_content", [i]))
         first: Rendered | None = None
@@ -203,7 +204,7 @@ class PushSender:
                         metadata={"template_id": content.id},
                     )
                 continue  # not ours to judge: SmartPush checks it (1016/1017)
-            surfaces = [config.destinations[i].surface for i in indices]
+            surfaces = [dests[i].surface for i in indices]
             rendered = self._templates.check(template, content, surfaces, prefix=prefix, indices=indices)
             violations += rendered.violations
             first = first or rendered

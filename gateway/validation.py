@@ -121,7 +121,7 @@ def _template(content: template_pb2.TemplateContent, p: str, users: list[tuple[i
             yield FieldViolation(
                 f"{q}.product_filter", "device_serial_filters and product_filter are mutually exclusive"
             )
-        for i, f in enumerate(d.device_serial_filters):
+        for i, f in enumerate(d.device_serial_filters[:]):
             yield from _required(f"{q}.device_serial_filters[{i}].serial_number", f.serial_number)
         for i, s in users:
             if s in MOBILE_SURFACES or s not in DEVICE_SURFACES:
@@ -135,15 +135,17 @@ def _delivery(config: delivery_pb2.DeliveryConfig, endpoint: str) -> Iterator[Fi
     p = "delivery"
     if config.delivery_mode not in _MODES:
         yield FieldViolation(f"{p}.delivery_mode", "must be DELIVERY_MODE_BROADCAST or DELIVERY_MODE_SEQUENTIAL")
-    if not config.destinations:
+    # A slice, read once: iterating a repeated field runs the sequence protocol to an IndexError.
+    dests = config.destinations[:]
+    if not dests:
         yield FieldViolation(f"{p}.destinations", "at least one destination is required")
     seen: dict[int, int] = {}
     priorities: dict[int, int] = {}
     shared_users: list[tuple[int, int]] = []
     shared = config.HasField("template_content")
-    own_content = any(d.HasField("template_content") for d in config.destinations)
+    own_content = any(d.HasField("template_content") for d in dests)
     framed = config.HasField("time_frame")
-    for i, dest in enumerate(config.destinations):
+    for i, dest in enumerate(dests):
         q = f"{p}.destinations[{i}]"
         if dest.surface not in SURFACE_TO_WIRE:
             yield FieldViolation(f"{q}.surface", "must be a known surface, not SURFACE_UNSPECIFIED")
@@ -180,7 +182,7 @@ def _delivery(config: delivery_pb2.DeliveryConfig, endpoint: str) -> Iterator[Fi
     if config.HasField("time_frame"):
         yield from _time_frame(config.time_frame, f"{p}.time_frame")
     if endpoint == "lite":
-        if len(config.destinations) > 1:
+        if len(dests) > 1:
             yield FieldViolation(f"{p}.destinations", "the lite endpoint takes exactly one destination")
         if framed:
             yield FieldViolation(f"{p}.time_frame", "the lite endpoint has no time frame")

@@ -39,7 +39,7 @@ class PushServicer(push_service_pb2_grpc.PushServiceServicer):
             validate_only=request.validate_only,
         )
         response = await self._sender.send(request, key, deadline)
-        call.fields.update(status_codes=[r.status_code for r in response.results], replayed=response.replayed)
+        call.fields.update(status_codes=[r.status_code for r in response.results[:]], replayed=response.replayed)
         return response
 
     async def SendBatch(

@@ -43,7 +43,7 @@ def template_content(content: template_pb2.TemplateContent, wire: WireSettings) 
             device[wire.device_deeplink_key] = d.deeplink
         if d.background_image_uri:
             device["backgroundImageUri"] = d.background_image_uri
-        filters = [{"serialNumber": f.serial_number, "product": f.product} for f in d.device_serial_filters]
+        filters = [{"serialNumber": f.serial_number, "product": f.product} for f in d.device_serial_filters[:]]
         if filters:
             device["deviceSerialFilter"] = filters if wire.device_serial_filter == "array" else filters[0]
         if d.product_filter:
@@ -91,7 +91,7 @@ def content_for(config: delivery_pb2.DeliveryConfig, dest: delivery_pb2.Destinat
 def destinations(config: delivery_pb2.DeliveryConfig, wire: WireSettings) -> list[Json]:
     sequential = config.delivery_mode == delivery_pb2.DELIVERY_MODE_SEQUENTIAL
     out: list[Json] = []
-    for index, dest in enumerate(config.destinations):
+    for index, dest in enumerate(config.destinations[:]):
         entry: Json = {
             "channel": channel_for(dest.surface, dest.channel),
             "surface": SURFACE_TO_WIRE[dest.surface],
