@@ -9,6 +9,8 @@ off, on at full sampling to a discarding OTLP sink, keyed sends, sends to 10,000
 each send's per-user window is its own), and ratios to the forwarder.
 Counts are of user-space instructions only (the kernel's share of a syscall is not in them), and
 valgrind runs threads one at a time, so treat them as the cost of the Python and C code paths.
+Every row runs under Python's own allocator, as in production (callgrind needs no
+`PYTHONMALLOC=malloc`; with it on some rows only, glibc's malloc added ~90 k to each of those).
 
     python -m bench.instructions [--seconds 20] [--only gateway,gateway+otel,...]
 
