@@ -146,7 +146,17 @@ def median_row(rows: list[Row]) -> Row:
         max((r.rss_mb for r in rows if r.rss_mb is not None), default=None),
     )
     row.extra["rounds"] = [round(r.rps) for r in rows]
+    row.extra["rounds_cpu"] = [None if r.cpu_us_per_call is None else round(r.cpu_us_per_call) for r in rows]
     return row
+
+
+def per_round(a: Row, b: Row, figure: str) -> list[float]:
+    """`figure` ("rounds" for rps, "rounds_cpu") of `a` over `b`, round by round: rows of one round
+    ran a minute apart, so each ratio carries little of the drift between rounds."""
+    xs, ys = a.extra.get(figure, []), b.extra.get(figure, [])
+    if len(xs) != len(ys) or len(xs) < 2:
+        return []
+    return [round(x / y, 3) for x, y in zip(xs, ys, strict=True) if x is not None and y]
 
 
 def features_config(directory: Path) -> tuple[Path, str]:
@@ -377,6 +387,8 @@ def summarise(rows: list[Row], stats: dict[str, int], soak: list[tuple[float, fl
         g64 = _find(rows, "c=64", name)
         if g64 and fwd64 and fwd64.rps:
             out[f"{name} / forwarder throughput at c=64"] = round(g64.rps / fwd64.rps, 3)
+            if paired := per_round(g64, fwd64, "rounds"):
+                out[f"{name} / forwarder throughput at c=64, round by round"] = paired
             if g64.cpu_us_per_call and fwd64.cpu_us_per_call:
                 out[f"{name} / forwarder CPU per call at c=64"] = round(g64.cpu_us_per_call / fwd64.cpu_us_per_call, 3)
         if g64 and echo64 and echo64.rps:
@@ -395,6 +407,8 @@ def summarise(rows: list[Row], stats: dict[str, int], soak: list[tuple[float, fl
         keyed = _find(rows, "c=64 keyed", name)
         if keyed and plain and keyed.rps and plain.cpu_us_per_call and keyed.cpu_us_per_call:
             out[f"{name} keyed / unkeyed CPU per call"] = round(keyed.cpu_us_per_call / plain.cpu_us_per_call, 3)
+            if paired := per_round(keyed, plain, "rounds_cpu"):
+                out[f"{name} keyed / unkeyed CPU per call, round by round"] = paired
             out[f"{name} keyed / unkeyed throughput"] = round(keyed.rps / plain.rps, 3)
     batch = _find(rows, "batch x100", "gateway")
     if off and batch and off.rps:
@@ -437,7 +451,10 @@ def print_table(rows: list[Row], summary: dict[str, Any]) -> None:
         cpu = f"{r.cpu_us_per_call:.0f}" if r.cpu_us_per_call is not None else "-"
         rss = f"{r.rss_mb:.0f}" if r.rss_mb is not None else "-"
         line = f"{r.scenario:<13}{r.target:<17}{r.concurrency:>5}{r.rps:>9.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
-        spread = "  rounds: " + "/".join(map(str, r.extra["rounds"])) if len(r.extra.get("rounds", ())) > 1 else ""
+        spread = ""
+        if len(r.extra.get("rounds", ())) > 1:
+            spread = "  rounds: " + "/".join(map(str, r.extra["rounds"]))
+            spread += " (cpu " + "/".join(str(c) if c is not None else "-" for c in r.extra["rounds_cpu"]) + ")"
         print(f"{line}{cpu:>13}{rss:>8}{r.errors:>5}{spread}")
     for k, v in summary.items():
         if isinstance(v, dict):

@@ -48,5 +48,8 @@ def test_the_harness_runs_every_scenario_and_writes_its_results(tmp_path: Path) 
     ):
         assert isinstance(summary[ratio], float), ratio
         assert ratio in proc.stdout
+    # The compared rows' rounds, rps and CPU, kept beside their medians.
+    keyed = next(r for r in doc["rows"] if (r["scenario"], r["target"]) == ("c=64 keyed", "gateway"))
+    assert len(keyed["extra"]["rounds"]) == len(keyed["extra"]["rounds_cpu"]) >= 1
     assert set(summary["targets"]) >= {"gateway / forwarder >= 0.85 (telemetry off)", "telemetry cost <= 15 %"}
     assert (tmp_path / "smoke.png").stat().st_size > 0
