@@ -1,4 +1,7 @@
-"""The Send use case: validate -> idempotency -> map -> token -> POST -> classify (design §3)."""
+"""The Send use case: validate -> idempotency -> map -> token -> POST -> classify (design §3).
+
+Repeated proto fields are read by slice (`[:]`) on this path: iterating one directly ends in an
+IndexError raised and caught inside the loop (gateway/smartpush/wire.py)."""
 
 from __future__ import annotations
 
