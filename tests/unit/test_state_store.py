@@ -364,6 +364,26 @@ async def test_sqlite_a_locked_file_never_blocks_the_loop_and_waiting_calls_comm
     await store.close()
 
 
+async def test_sqlite_a_lock_held_for_milliseconds_is_waited_out_on_the_loop(tmp_path: Path) -> None:
+    """The write lock held briefly elsewhere (another worker's statement, this store's upkeep):
+    the calls try again on the loop and none goes to the store's thread. A call on the thread
+    holds the lock while it waits for the GIL, so calls that found it locked used to follow it
+    there, one after another."""
+    from gateway.state.limits import Limit
+    from gateway.state.sqlite_store import SqliteStore
+
+    path = tmp_path / "state.sqlite3"
+    store = SqliteStore(path, SystemClock())
+    on_thread: list[str] = []
+    store._batcher._db.set_trace_callback(lambda sql: on_thread.append(sql) if sql.startswith("BEGIN") else None)
+    window = [Limit("project:p:minute", "window", 30, 60.0, "project:p:per_minute", "30 sends per minute")]
+    async with _write_lock_held(path, 0.01):
+        refusals = await asyncio.gather(*(store.take(window) for _ in range(50)))
+    assert sum(r is None for r in refusals) == 30  # still exact
+    assert on_thread == []
+    await store.close()
+
+
 async def test_sqlite_one_failing_call_in_a_batch_undoes_only_itself(tmp_path: Path) -> None:
     from gateway.state.sqlite_store import SqliteStore
 
