@@ -272,12 +272,9 @@ class SqliteStore:
                 self._upkeep()
         try:
             if self._loop_db is not None:
-                try:
-                    return _direct(self._loop_db, fn, write, autocommit)
-                except _Locked:
-                    pass
-                for wait in _RETRY_ON_LOOP_S:  # (a locked call did nothing: it runs again whole)
-                    await asyncio.sleep(wait)
+                for wait in (0.0, *_RETRY_ON_LOOP_S):  # (a locked call did nothing: it runs again whole)
+                    if wait:
+                        await asyncio.sleep(wait)
                     try:
                         return _direct(self._loop_db, fn, write, autocommit)
                     except _Locked:
