@@ -16,7 +16,13 @@ that found it locked meanwhile followed it there — ~80 per upkeep under keyed 
 Calls queued on the thread run together (group commit): one transaction per batch, each call in
 its own savepoint so a failing one undoes only itself, one wake-up of the loop for every result.
 The thread also does the slow upkeep: every few hundred writes it drops expired rows of every
-table (so the file stays bounded by the TTLs), and its commits run the WAL checkpoints.
+table (so the file stays bounded by the TTLs), then checkpoints the WAL and has it start over, while
+this process's writes wait on the loop (a few milliseconds). Without that pause the WAL grew without
+bound under continuous writes (5.6 GB after 6 minutes of keyed load, its wal-index mapped into the
+process's memory): a checkpoint copies frames into the database, but the WAL starts over only when a
+writer begins with every frame copied and nobody reading it, and another write was always under way.
+The thread cannot win that race by waiting for the lock either: SQLite's busy wait polls, and a
+loop writing back to back held it off for 100 ms and more at a time.
 """
 
 from __future__ import annotations
@@ -54,6 +60,12 @@ _RETRY_ON_LOOP_S = (0.001, 0.002, 0.004, 0.008, 0.016)  # a locked call's waits 
 # writes and one random key's leaf: a larger cache mostly keeps pages the OS caches anyway, and
 # counts against the process's RSS budget (two connections: ~3 MB less under keyed load).
 _CACHE_KIB = 512
+# A WAL that starts over is cut back to this size (between upkeeps it holds ~500 writes' frames,
+# ~3 MB for keyed sends). Bounds the disk and the wal-index mapped into every process on the file.
+_WAL_KEEP_BYTES = 8 * 1024 * 1024
+# How long the upkeep's RESTART checkpoint waits for other processes' readers and writers (they
+# are held off meanwhile). One that gives up leaves the WAL as it is; the next upkeep tries again.
+_RESTART_WAIT_MS = 100
 _EXPIRING_TABLES = ("quota", "expiring", "lists")  # purged through their expiry index
 # Idempotency rows looked at per upkeep, in key order from where the last upkeep of any process
 # on the file stopped (one position, kept in the file). Each upkeep follows _PURGE_EVERY writes of
@@ -101,6 +113,7 @@ def _set_up(db: sqlite3.Connection, within_s: float) -> None:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, never corrupt
             db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+            db.execute(f"PRAGMA journal_size_limit={_WAL_KEEP_BYTES}")
             for statement in _SCHEMA:
                 db.execute(statement)
             _add_lease_column(db)
@@ -146,11 +159,13 @@ _Op = tuple[Callable[[sqlite3.Connection], Any], bool, asyncio.Future[Any]]
 class _Batcher:
     """The thread that owns the connection and runs queued calls in batches."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, busy_timeout_ms: int) -> None:
         self._db = db
+        self._busy_timeout_ms = busy_timeout_ms
         self._queue: deque[_Op] = deque()
         self._ready = threading.Condition()
         self._closing = False
+        self._after_restart: list[Callable[[], None]] = []
         self._thread = threading.Thread(target=self._serve, name="sqlite-store", daemon=True)
         self._thread.start()
 
@@ -164,6 +179,15 @@ class _Batcher:
                 self._ready.notify()
         return future
 
+    def restart_wal(self, then: Callable[[], None]) -> None:
+        """The WAL checkpointed and started over after the calls queued before have run (outside
+        any transaction, so not as one of them); `then` is called on the thread after, come what may."""
+        with self._ready:
+            if self._closing:
+                raise sqlite3.ProgrammingError("the store is closed")
+            self._after_restart.append(then)
+            self._ready.notify()
+
     def close(self) -> None:
         with self._ready:
             self._closing = True
@@ -174,12 +198,36 @@ class _Batcher:
     def _serve(self) -> None:
         while True:
             with self._ready:
-                while not self._queue and not self._closing:
+                while not self._queue and not self._after_restart and not self._closing:
                     self._ready.wait()
-                if not self._queue:
+                if not self._queue and not self._after_restart:
                     return
                 batch = [self._queue.popleft() for _ in range(min(len(self._queue), _MAX_BATCH))]
-            self._run(batch)
+                after, self._after_restart = self._after_restart, []
+            if batch:
+                self._run(batch)
+            if after:
+                try:
+                    self._restart_wal()
+                finally:
+                    for then in after:
+                        then()
+
+    def _restart_wal(self) -> None:
+        """RESTART: every frame copied into the database, then a (brief) wait until no reader uses
+        the WAL, so the next writer starts it over from its beginning and cuts the file back."""
+        db = self._db
+        try:
+            db.execute(f"PRAGMA busy_timeout={_RESTART_WAIT_MS}")
+            try:
+                busy, _, _ = db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            finally:
+                db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+        except sqlite3.Error:
+            log.warning("could not checkpoint the state store's WAL", exc_info=True)
+            return
+        if busy:
+            log.debug("the state store's WAL was in use by another process: it starts over at a later upkeep")
 
     def _run(self, batch: list[_Op]) -> None:
         db = self._db
@@ -255,18 +303,23 @@ class SqliteStore:
         self._clock = clock
         db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=busy_timeout_s)
         _set_up(db, busy_timeout_s)
-        self._batcher = _Batcher(db)
+        self._batcher = _Batcher(db, round(busy_timeout_s * 1000))
         self._loop_db: sqlite3.Connection | None = None
         if not memory:  # (":memory:" would be a second, separate database: the thread alone serves it)
             loop_db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=0)
             loop_db.execute("PRAGMA synchronous=NORMAL")
             loop_db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
             loop_db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints (fsync) run on the thread
+            loop_db.execute(f"PRAGMA journal_size_limit={_WAL_KEEP_BYTES}")  # a WAL it starts over is cut back
             self._loop_db = loop_db
         self._writes = 0
+        self._may_write = asyncio.Event()  # cleared while the upkeep runs: the module's text
+        self._may_write.set()
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T], write: bool = True, autocommit: bool = False) -> T:
         if write:
+            if not self._may_write.is_set():
+                await self._may_write.wait()
             self._writes += 1
             if self._writes % _PURGE_EVERY == 0:
                 self._upkeep()
@@ -284,7 +337,8 @@ class SqliteStore:
             raise StoreUnavailable(self.backend, exc) from exc
 
     def _upkeep(self) -> None:
-        """Expired rows of every table dropped, on the store's thread; its commit checkpoints the WAL."""
+        """On the store's thread, while this process's writes wait: expired rows of every table
+        dropped, then the WAL checkpointed and started over (the module's text says why)."""
         now = self._clock.time()
 
         def purge(db: sqlite3.Connection) -> None:
@@ -296,7 +350,18 @@ class SqliteStore:
             if not done.cancelled() and done.exception() is not None:
                 log.warning("could not drop expired rows from the state store", exc_info=done.exception())
 
+        loop = asyncio.get_running_loop()
+
+        def resume() -> None:  # on the thread
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
+                loop.call_soon_threadsafe(self._may_write.set)
+
         self._batcher.submit(purge, True).add_done_callback(retrieved)
+        self._may_write.clear()
+        try:
+            self._batcher.restart_wal(resume)
+        except sqlite3.ProgrammingError:  # closed meanwhile: nothing to wait for
+            self._may_write.set()
 
     async def claim(self, key: str, fingerprint: bytes, token: bytes, lease_s: float, ttl_s: float = 0.0) -> Claim:
         # The row is given its answer's lifetime now (`ttl_s` from the claim, never less than the
