@@ -66,14 +66,17 @@ _WAL_KEEP_BYTES = 8 * 1024 * 1024
 # How long the upkeep's RESTART checkpoint waits for other processes' readers and writers (they
 # are held off meanwhile). One that gives up leaves the WAL as it is; the next upkeep tries again.
 _RESTART_WAIT_MS = 100
-_EXPIRING_TABLES = ("quota", "expiring", "lists")  # purged through their expiry index
-# Idempotency rows looked at per upkeep, in key order from where the last upkeep of any process
-# on the file stopped (one position, kept in the file). Each upkeep follows _PURGE_EVERY writes of
-# its process, so at most that many new keys: looking at four times as many rows goes round the
-# table faster than rows are added, however many processes share it, and an expired row waits at
-# most one round — the file holds at most ~4/3 of its live rows (docs/performance.md).
+# Rows of each table looked at per upkeep, in the order of the column named here, from where the
+# last upkeep of any process on the file stopped (one position per table, kept in the file). No
+# table has an expiry index: every write to it would write the index too (idempotency and quota
+# rows are written by every send). Each upkeep follows _PURGE_EVERY writes of its process, so at
+# most that many new rows: looking at four times as many goes round a table faster than rows are
+# added, however many processes share it, and an expired row waits at most one round — a table
+# holds at most ~4/3 of its live rows (docs/performance.md). The upkeep's work is bounded however
+# large the tables grow (a full scan of each, as before for all but idempotency, grew with them,
+# and writes wait for the upkeep).
+_SWEPT_BY = {"idempotency": "key", "quota": "key", "expiring": "rowid", "lists": "seq"}
 _SWEEP_ROWS = 4 * _PURGE_EVERY
-_SWEPT_TO = ("sqlite-store", "idempotency-swept-to")  # its place in kv: (namespace, key)
 _SCHEMA = (
     # WITHOUT ROWID (tables below too): one b-tree keyed by the key, not a table plus the key's
     # index, so a claim or a record writes one page fewer to the WAL. A file made before keeps
@@ -84,7 +87,7 @@ _SCHEMA = (
     "lease_until REAL) WITHOUT ROWID",
     # No expiry index on idempotency: keyed sends write a row each and rewrite it once, and the
     # index was a WAL frame of every claim (~1.4 of 4.6 frames per keyed send). Expired rows are
-    # swept in key order instead (_sweep_idempotency); files from earlier releases lose the index.
+    # swept in key order instead (_sweep); files from earlier releases lose the index.
     "DROP INDEX IF EXISTS idempotency_expiry",
     "CREATE TABLE IF NOT EXISTS kv (namespace TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, "
     "PRIMARY KEY (namespace, key))",
@@ -124,21 +127,28 @@ def _set_up(db: sqlite3.Connection, within_s: float) -> None:
             time.sleep(0.02)
 
 
-def _sweep_idempotency(db: sqlite3.Connection, now: float) -> None:
-    """Drops the expired rows among the next _SWEEP_ROWS keys after the file's sweep position and
-    moves it on ("" once the last key was passed: round again). Work per upkeep is bounded whatever
-    the table's size, and the rows are read and rewritten in key order, page by page. Runs inside
-    the upkeep's write transaction: processes sharing the file take turns at one position."""
-    row = db.execute("SELECT value FROM kv WHERE namespace = ? AND key = ?", _SWEPT_TO).fetchone()
-    after = bytes(row[0]).decode() if row is not None else ""
+def _sweep(db: sqlite3.Connection, table: str, now: float) -> None:
+    """Drops the expired rows among the next _SWEEP_ROWS after the table's sweep position and moves
+    it on (back to the start once the last row was passed: round again). The rows are read and
+    rewritten in the order they are stored, page by page. Runs inside the upkeep's write
+    transaction: processes sharing the file take turns at one position per table."""
+    column = _SWEPT_BY[table]
+    place = ("sqlite-store", f"{table}-swept-to")  # in kv: (namespace, key)
+    row = db.execute("SELECT value FROM kv WHERE namespace = ? AND key = ?", place).fetchone()
+    text = bytes(row[0]).decode() if row is not None else ""
+    # (an integer column compares below every text in SQLite: its position must be a number)
+    after: str | int = text if column == "key" else int(text or 0)
     count, last = db.execute(
-        "SELECT count(*), max(key) FROM (SELECT key FROM idempotency WHERE key > ? ORDER BY key LIMIT ?)",
+        f"SELECT count(*), max(c) FROM (SELECT {column} AS c FROM {table} WHERE {column} > ? ORDER BY {column} LIMIT ?)",  # noqa: S608,E501
         (after, _SWEEP_ROWS),
     ).fetchone()
     if last is not None:
-        db.execute("DELETE FROM idempotency WHERE key > ? AND key <= ? AND expires_at <= ?", (after, last, now))
-    following = last if count == _SWEEP_ROWS else ""
-    db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (*_SWEPT_TO, following.encode()))
+        db.execute(
+            f"DELETE FROM {table} WHERE {column} > ? AND {column} <= ? AND expires_at <= ?",  # noqa: S608
+            (after, last, now),
+        )
+    following = str(last) if count == _SWEEP_ROWS else ""
+    db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (*place, following.encode()))
 
 
 def _add_lease_column(db: sqlite3.Connection) -> None:
@@ -342,9 +352,8 @@ class SqliteStore:
         now = self._clock.time()
 
         def purge(db: sqlite3.Connection) -> None:
-            for table in _EXPIRING_TABLES:
-                db.execute(f"DELETE FROM {table} WHERE expires_at <= ?", (now,))  # noqa: S608
-            _sweep_idempotency(db, now)
+            for table in _SWEPT_BY:
+                _sweep(db, table, now)
 
         def retrieved(done: asyncio.Future[None]) -> None:
             if not done.cancelled() and done.exception() is not None:

@@ -304,6 +304,50 @@ async def test_sqlite_sweeps_expired_idempotency_rows_in_bounded_rounds(tmp_path
         await other.close()
 
 
+async def test_sqlite_every_table_is_swept_in_bounded_rounds(tmp_path: Path) -> None:
+    """Expired quota counters, values and list items go as idempotency rows do: an upkeep looks at
+    _SWEEP_ROWS rows of each table (its work bounded however large they grow — a full scan of each
+    grew with them, and writes wait for the upkeep), the next goes on from there, live rows stay."""
+    import sqlite3
+
+    from gateway.state.sqlite_store import _PURGE_EVERY, _SWEEP_ROWS
+
+    path = tmp_path / "state.sqlite3"
+    store = open_store(StateSettings(sqlite_path=path), SystemClock())
+    now = time.time()
+    expired = _SWEEP_ROWS + _SWEEP_ROWS // 2
+    await store.put("warm", "up", b"v")  # (the schema made)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.executemany("INSERT INTO quota VALUES (?, 1, ?)", [(f"q{i:05d}", now - 1) for i in range(expired)])
+        db.executemany("INSERT INTO expiring VALUES ('n', ?, x'44', ?)", [(f"e{i}", now - 1) for i in range(expired)])
+        db.executemany("INSERT INTO lists (namespace, key, value, expires_at) VALUES ('n', ?, x'44', ?)",
+                       [(f"l{i}", now - 1) for i in range(expired)])  # fmt: skip
+        for table, row in (("quota", "('z-live', 1, ?)"), ("expiring", "('n', 'live', x'44', ?)")):
+            db.execute(f"INSERT INTO {table} VALUES {row}", (now + 600,))  # noqa: S608
+        db.execute("INSERT INTO lists (namespace, key, value, expires_at) VALUES ('n', 'live', x'44', ?)", (now + 600,))
+        db.commit()
+
+    def counts() -> list[int]:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            return [db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("quota", "expiring", "lists")]  # noqa: S608
+
+    async def upkeep_done(before: list[int]) -> list[int]:
+        for _ in range(_PURGE_EVERY):
+            await store.reserve_ids(1, 1)
+        for _ in range(200):  # (the upkeep runs on the store's thread)
+            if (found := counts()) != before:
+                return found
+            await asyncio.sleep(0.025)
+        return counts()
+
+    try:
+        first = await upkeep_done(counts())
+        assert first == [expired - _SWEEP_ROWS + 1] * 3  # the first _SWEEP_ROWS rows of each looked at
+        assert await upkeep_done(first) == [1, 1, 1]  # the rest, to the end: the live rows stay
+    finally:
+        await store.close()
+
+
 @contextlib.asynccontextmanager
 async def _write_lock_held(path: Path, seconds: float) -> AsyncIterator[None]:
     """Another process's writer: holds the file's write lock for `seconds`, then lets go."""
