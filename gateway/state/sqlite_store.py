@@ -15,14 +15,13 @@ call on the thread holds the write lock while it waits for the GIL (the loop is 
 that found it locked meanwhile followed it there — ~80 per upkeep under keyed load.
 Calls queued on the thread run together (group commit): one transaction per batch, each call in
 its own savepoint so a failing one undoes only itself, one wake-up of the loop for every result.
-The thread also does the slow upkeep: every few hundred writes it drops expired rows of every
-table (so the file stays bounded by the TTLs), then checkpoints the WAL and has it start over, while
-this process's writes wait on the loop (a few milliseconds). Without that pause the WAL grew without
-bound under continuous writes (5.6 GB after 6 minutes of keyed load, its wal-index mapped into the
-process's memory): a checkpoint copies frames into the database, but the WAL starts over only when a
-writer begins with every frame copied and nobody reading it, and another write was always under way.
-The thread cannot win that race by waiting for the lock either: SQLite's busy wait polls, and a
-loop writing back to back held it off for 100 ms and more at a time.
+Every few hundred writes comes the upkeep: expired rows of every table dropped in bounded sweeps
+(so the file stays bounded by the TTLs), on the loop, ~1 ms; then, on the thread, the WAL
+checkpointed and started over (the thread's `_restart_wal`). Without the restart the WAL grew
+without bound under continuous writes (5.6 GB after 6 minutes of keyed load, its wal-index mapped
+into the process's memory): a checkpoint copies frames into the database, but the WAL starts over
+only when a writer begins with every frame copied and nobody reading it, and another write was
+always under way.
 """
 
 from __future__ import annotations
@@ -63,9 +62,10 @@ _CACHE_KIB = 512
 # A WAL that starts over is cut back to this size (between upkeeps it holds ~500 writes' frames,
 # ~3 MB for keyed sends). Bounds the disk and the wal-index mapped into every process on the file.
 _WAL_KEEP_BYTES = 8 * 1024 * 1024
-# How long the upkeep's RESTART checkpoint waits for other processes' readers and writers (they
-# are held off meanwhile). One that gives up leaves the WAL as it is; the next upkeep tries again.
+# How long the upkeep's RESTART checkpoint waits for other connections' readers and writers (new
+# writers are held off meanwhile). One that gives up leaves the WAL as it is; the next upkeep tries.
 _RESTART_WAIT_MS = 100
+_RESTART_TRY_MS = 5  # ...and how long it first tries without holding this process's writers
 # Rows of each table looked at per upkeep, in the order of the column named here, from where the
 # last upkeep of any process on the file stopped (one position per table, kept in the file). No
 # table has an expiry index: every write to it would write the index too (idempotency and quota
@@ -164,6 +164,7 @@ def _add_lease_column(db: sqlite3.Connection) -> None:
 
 
 _Op = tuple[Callable[[sqlite3.Connection], Any], bool, asyncio.Future[Any]]
+_Writers = tuple[Callable[[], None], Callable[[], None]]  # (hold, release) a loop's writes; called on the thread
 
 
 class _Batcher:
@@ -175,7 +176,7 @@ class _Batcher:
         self._queue: deque[_Op] = deque()
         self._ready = threading.Condition()
         self._closing = False
-        self._after_restart: list[Callable[[], None]] = []
+        self._restart_for: list[_Writers] = []
         self._thread = threading.Thread(target=self._serve, name="sqlite-store", daemon=True)
         self._thread.start()
 
@@ -189,13 +190,13 @@ class _Batcher:
                 self._ready.notify()
         return future
 
-    def restart_wal(self, then: Callable[[], None]) -> None:
+    def restart_wal(self, writers: _Writers) -> None:
         """The WAL checkpointed and started over after the calls queued before have run (outside
-        any transaction, so not as one of them); `then` is called on the thread after, come what may."""
+        any transaction, so not as one of them), `writers` held for the last step only."""
         with self._ready:
             if self._closing:
                 raise sqlite3.ProgrammingError("the store is closed")
-            self._after_restart.append(then)
+            self._restart_for.append(writers)
             self._ready.notify()
 
     def close(self) -> None:
@@ -208,36 +209,51 @@ class _Batcher:
     def _serve(self) -> None:
         while True:
             with self._ready:
-                while not self._queue and not self._after_restart and not self._closing:
+                while not self._queue and not self._restart_for and not self._closing:
                     self._ready.wait()
-                if not self._queue and not self._after_restart:
+                if not self._queue and not self._restart_for:
                     return
                 batch = [self._queue.popleft() for _ in range(min(len(self._queue), _MAX_BATCH))]
-                after, self._after_restart = self._after_restart, []
+                restart_for, self._restart_for = self._restart_for, []
             if batch:
                 self._run(batch)
-            if after:
-                try:
-                    self._restart_wal()
-                finally:
-                    for then in after:
-                        then()
+            if restart_for:
+                self._restart_wal(restart_for)
 
-    def _restart_wal(self) -> None:
-        """RESTART: every frame copied into the database, then a (brief) wait until no reader uses
-        the WAL, so the next writer starts it over from its beginning and cuts the file back."""
-        db = self._db
+    def _restart_wal(self, held: list[_Writers]) -> None:
+        """A PASSIVE checkpoint (writers go on: it copies most frames and syncs the file), then a
+        RESTART: it copies the frames written meanwhile and waits until no reader uses the WAL, so
+        the next writer starts it over from its beginning and cuts the file back. RESTART needs the
+        write lock, which it usually gets at once, between two writes; where it does not (a loop
+        writing back to back: SQLite's busy wait polls, and loses), the loops' writers are held
+        while it tries again. Holding them each time cost more: ~6 ms per upkeep, most of it the
+        thread waiting for the GIL to let them go again."""
         try:
-            db.execute(f"PRAGMA busy_timeout={_RESTART_WAIT_MS}")
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            if self._checkpoint("RESTART", _RESTART_TRY_MS):
+                return
+            for hold, _ in held:
+                hold()  # (from when the loop gets to it: RESTART's busy wait covers the moment)
             try:
-                busy, _, _ = db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                restarted = self._checkpoint("RESTART", _RESTART_WAIT_MS)
             finally:
-                db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+                for _, release in held:
+                    release()
         except sqlite3.Error:
             log.warning("could not checkpoint the state store's WAL", exc_info=True)
             return
-        if busy:
+        if not restarted:
             log.debug("the state store's WAL was in use by another process: it starts over at a later upkeep")
+
+    def _checkpoint(self, mode: str, wait_ms: int) -> bool:
+        """A checkpoint that waits `wait_ms` at most for the locks it needs; True if it completed."""
+        db = self._db
+        db.execute(f"PRAGMA busy_timeout={wait_ms}")
+        try:
+            busy, _, _ = db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        finally:
+            db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+        return not busy
 
     def _run(self, batch: list[_Op]) -> None:
         db = self._db
@@ -323,7 +339,7 @@ class SqliteStore:
             loop_db.execute(f"PRAGMA journal_size_limit={_WAL_KEEP_BYTES}")  # a WAL it starts over is cut back
             self._loop_db = loop_db
         self._writes = 0
-        self._may_write = asyncio.Event()  # cleared while the upkeep runs: the module's text
+        self._may_write = asyncio.Event()  # cleared while the WAL's restart holds writes (_Batcher._restart_wal)
         self._may_write.set()
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T], write: bool = True, autocommit: bool = False) -> T:
@@ -347,8 +363,10 @@ class SqliteStore:
             raise StoreUnavailable(self.backend, exc) from exc
 
     def _upkeep(self) -> None:
-        """On the store's thread, while this process's writes wait: expired rows of every table
-        dropped, then the WAL checkpointed and started over (the module's text says why)."""
+        """Expired rows of every table dropped, here on the loop (bounded sweeps, ~1 ms: on the
+        store's thread they waited for the GIL between statements, and for the lock against this
+        loop's writes, ~17 ms and up to 100 ms and more, while the WAL grew); then the WAL
+        checkpointed and started over on the thread (the module's text says why)."""
         now = self._clock.time()
 
         def purge(db: sqlite3.Connection) -> None:
@@ -359,18 +377,25 @@ class SqliteStore:
             if not done.cancelled() and done.exception() is not None:
                 log.warning("could not drop expired rows from the state store", exc_info=done.exception())
 
+        if self._loop_db is None:
+            self._batcher.submit(purge, True).add_done_callback(retrieved)
+        else:
+            try:
+                _direct(self._loop_db, purge, True)
+            except _Locked:  # another process writes: the thread waits for the lock instead
+                self._batcher.submit(purge, True).add_done_callback(retrieved)
+            except (sqlite3.Error, OSError):
+                log.warning("could not drop expired rows from the state store", exc_info=True)
         loop = asyncio.get_running_loop()
 
-        def resume() -> None:  # on the thread
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
-                loop.call_soon_threadsafe(self._may_write.set)
+        def on_loop(change: Callable[[], None]) -> Callable[[], None]:
+            def call() -> None:  # on the thread
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody writes any more
+                    loop.call_soon_threadsafe(change)
 
-        self._batcher.submit(purge, True).add_done_callback(retrieved)
-        self._may_write.clear()
-        try:
-            self._batcher.restart_wal(resume)
-        except sqlite3.ProgrammingError:  # closed meanwhile: nothing to wait for
-            self._may_write.set()
+            return call
+
+        self._batcher.restart_wal((on_loop(self._may_write.clear), on_loop(self._may_write.set)))
 
     async def claim(self, key: str, fingerprint: bytes, token: bytes, lease_s: float, ttl_s: float = 0.0) -> Claim:
         # The row is given its answer's lifetime now (`ttl_s` from the claim, never less than the
