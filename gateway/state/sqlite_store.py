@@ -343,13 +343,13 @@ class SqliteStore:
         self._may_write.set()
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T], write: bool = True, autocommit: bool = False) -> T:
-        if write:
-            if not self._may_write.is_set():
-                await self._may_write.wait()
-            self._writes += 1
-            if self._writes % _PURGE_EVERY == 0:
-                self._upkeep()
         try:
+            if write:
+                if not self._may_write.is_set():
+                    await self._may_write.wait()
+                self._writes += 1
+                if self._writes % _PURGE_EVERY == 0:
+                    self._upkeep()  # (inside: a store closed meanwhile is unavailable, as for the call)
             if self._loop_db is not None:
                 for wait in (0.0, *_RETRY_ON_LOOP_S):  # (a locked call did nothing: it runs again whole)
                     if wait:

@@ -681,3 +681,14 @@ async def test_sqlite_a_reader_holding_the_wal_delays_its_restart_and_never_stop
         assert _size(wal) <= _WAL_KEEP_BYTES  # started over and cut back
     finally:
         await store.close()
+
+
+async def test_sqlite_a_closed_store_is_unavailable_even_when_its_upkeep_is_due(tmp_path: Path) -> None:
+    from gateway.state.sqlite_store import _PURGE_EVERY, SqliteStore
+
+    store = SqliteStore(tmp_path / "state.sqlite3", SystemClock())
+    for _ in range(_PURGE_EVERY - 1):
+        await store.reserve_ids(1, 1)
+    await store.close()
+    with pytest.raises(StoreUnavailable):
+        await store.reserve_ids(1, 1)  # the 500th write: its upkeep finds the store closed too
