@@ -346,6 +346,10 @@ def main() -> int:
             soak = run_soak(on, args.soak, token)
         stats = httpx.get(f"{emulator_url}/_emulator/stats").json()
         summary = summarise(rows, stats, soak)
+        # What the keyed rows (and the soak) left on disk: the WAL once grew without bound here.
+        summary["state MB after the run (database, WAL)"] = {
+            p.name: state_mb(workdir / f"{port}.sqlite3") for p, port in ((off, "off"), (on, "on"), (on2, "on2"))
+        }
         print_table(rows, summary)
         write(args.out, rows, summary, smoke=args.smoke)
     finally:
@@ -357,6 +361,15 @@ def main() -> int:
                 p.popen.kill()
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
+
+
+def state_mb(path: Path) -> tuple[float, float]:
+    """An SQLite file's size and its WAL's, in MB (0 for one not there)."""
+
+    def mb(file: Path) -> float:
+        return round(file.stat().st_size / 1e6, 1) if file.exists() else 0.0
+
+    return mb(path), mb(Path(f"{path}-wal"))
 
 
 def run_soak(proc: Proc, seconds: float, token: str) -> list[tuple[float, float]]:

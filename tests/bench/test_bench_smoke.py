@@ -52,4 +52,10 @@ def test_the_harness_runs_every_scenario_and_writes_its_results(tmp_path: Path) 
     keyed = next(r for r in doc["rows"] if (r["scenario"], r["target"]) == ("c=64 keyed", "gateway"))
     assert len(keyed["extra"]["rounds"]) == len(keyed["extra"]["rounds_cpu"]) >= 1
     assert set(summary["targets"]) >= {"gateway / forwarder >= 0.85 (telemetry off)", "telemetry cost <= 15 %"}
+    # The state files the gateways left, reported (a WAL that grows without bound shows there).
+    files = summary["state MB after the run (database, WAL)"]
+    assert set(files) == {"gateway", "gateway+otel", "gateway+otel x2"}
+    assert all(db >= 0 and wal >= 0 for db, wal in files.values()), files
+    assert sum(files["gateway"]) > 0, files  # its keyed rows wrote records
+    assert "state MB after the run" in proc.stdout
     assert (tmp_path / "smoke.png").stat().st_size > 0
