@@ -326,6 +326,7 @@ class SqliteStore:
         memory = str(path) == ":memory:"
         if not memory:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._path = None if memory else Path(path)
         self._clock = clock
         db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=busy_timeout_s)
         _set_up(db, busy_timeout_s)
@@ -550,6 +551,17 @@ class SqliteStore:
             return [bytes(r[0]) for r in rows]
 
         return await self._call(items, write=False)
+
+    def file_sizes(self) -> dict[str, int]:
+        """Bytes on disk, by file (the database, its WAL): a metric, so a file that grows shows.
+        Plain `stat` calls, safe from the metric reader's thread."""
+        if self._path is None:
+            return {}
+        sizes = {}
+        for name, file in (("database", self._path), ("wal", Path(f"{self._path}-wal"))):
+            with contextlib.suppress(FileNotFoundError):  # (no WAL between a clean close and the next write)
+                sizes[name] = file.stat().st_size
+        return sizes
 
     async def ping(self) -> None:
         await self._call(lambda db: db.execute("SELECT 1").fetchone(), write=False)

@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +91,17 @@ class Telemetry:
         self.refusals = m.create_counter(
             "smartpush.refusals", unit="{call}", description="Calls answered with an error, by reason and caller"
         )
+
+    def observe_state_files(self, sizes: Callable[[], dict[str, int]]) -> None:
+        """The embedded state store's files, by size (`sizes` is read at each collection)."""
+
+        def observe(_: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+            return [metrics.Observation(size, {"smartpush.state.file": name}) for name, size in sizes().items()]
+
+        self.meter.create_observable_gauge(
+            "smartpush.state.file.size", [observe], unit="By",
+            description="Size of the SQLite state store's files (database, WAL) on disk",
+        )  # fmt: skip
 
     def _histogram(self, name: str, unit: str, description: str, names: tuple[str, ...]) -> FastHistogram:
         histogram = FastHistogram(name, unit, description, names, DURATION_BUCKETS_S, enabled=self.enabled)

@@ -73,5 +73,6 @@ def test_dashboard_metric_and_label_names_exist() -> None:
     for family in (
         "rpc_server_call_duration_seconds", "rpc_server_active_requests", "http_client_request_duration_seconds",
         "smartpush_results", "smartpush_token_refreshes", "smartpush_retries", "smartpush_validation_failures",
+        "smartpush_state_file_size_bytes",
     ):  # fmt: skip
         assert family in on_dashboard, family

@@ -162,3 +162,7 @@ async def test_metrics(traced: Captured, admin: EmulatorAdmin) -> None:
     assert upstream == {("token", 200): 1, ("extended", 200): 3}
     assert [(p.attributes["outcome"], p.value) for p in points["smartpush.token.refreshes"]] == [("success", 1)]
     assert [p.value for p in points["rpc.server.active_requests"]] == [0]
+    # The state store's files on disk, read at collection: the database has its schema and records.
+    files = {p.attributes["smartpush.state.file"]: p.value for p in points["smartpush.state.file.size"]}
+    assert set(files) <= {"database", "wal"}, files
+    assert files["database"] + files.get("wal", 0) > 0, files
