@@ -66,6 +66,7 @@ _WAL_KEEP_BYTES = 8 * 1024 * 1024
 # writers are held off meanwhile). One that gives up leaves the WAL as it is; the next upkeep tries.
 _RESTART_WAIT_MS = 100
 _RESTART_TRY_MS = 5  # ...and how long it first tries without holding this process's writers
+_MAX_HOLDS_SKIPPED = 64  # upkeeps let pass at most without a hold, after holds that did not help
 # Rows of each table looked at per upkeep, in the order of the column named here, from where the
 # last upkeep of any process on the file stopped (one position per table, kept in the file). No
 # table has an expiry index: every write to it would write the index too (idempotency and quota
@@ -177,6 +178,8 @@ class _Batcher:
         self._ready = threading.Condition()
         self._closing = False
         self._restart_for: list[_Writers] = []
+        self._holds_to_skip = 0  # upkeeps whose RESTART does not hold writers after one that did in vain
+        self._holds_skipped = 0
         self._thread = threading.Thread(target=self._serve, name="sqlite-store", daemon=True)
         self._thread.start()
 
@@ -227,10 +230,16 @@ class _Batcher:
         write lock, which it usually gets at once, between two writes; where it does not (a loop
         writing back to back: SQLite's busy wait polls, and loses), the loops' writers are held
         while it tries again. Holding them each time cost more: ~6 ms per upkeep, most of it the
-        thread waiting for the GIL to let them go again."""
+        thread waiting for the GIL to let them go again. Where holding them did not help either
+        (another process reads for long, a backup say), the next upkeeps do not hold them: 1, 2, 4
+        … up to 64 upkeeps are let pass first, so a long reader costs the writes a hold now and
+        then, not one per upkeep."""
         try:
             self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
             if self._checkpoint("RESTART", _RESTART_TRY_MS):
+                return
+            if self._holds_skipped < self._holds_to_skip:
+                self._holds_skipped += 1
                 return
             for hold, _ in held:
                 hold()  # (from when the loop gets to it: RESTART's busy wait covers the moment)
@@ -242,8 +251,12 @@ class _Batcher:
         except sqlite3.Error:
             log.warning("could not checkpoint the state store's WAL", exc_info=True)
             return
-        if not restarted:
-            log.debug("the state store's WAL was in use by another process: it starts over at a later upkeep")
+        self._holds_skipped = 0
+        if restarted:
+            self._holds_to_skip = 0
+        else:
+            self._holds_to_skip = min(max(1, 2 * self._holds_to_skip), _MAX_HOLDS_SKIPPED)
+            log.debug("the state store's WAL is in use by another process: it starts over at a later upkeep")
 
     def _checkpoint(self, mode: str, wait_ms: int) -> bool:
         """A checkpoint that waits `wait_ms` at most for the locks it needs; True if it completed."""

@@ -649,9 +649,24 @@ async def test_sqlite_the_wal_starts_over_under_continuous_writes(tmp_path: Path
         assert db.execute("SELECT count(*) FROM idempotency").fetchone() == (8000,)  # nothing lost
 
 
-async def test_sqlite_a_reader_holding_the_wal_delays_its_restart_and_never_stops_writes(tmp_path: Path) -> None:
-    """Another process reading all along: the checkpoint cannot have the WAL start over (it gives
-    up after a moment), writes go on, and once the reader is done a later upkeep restarts it."""
+class _CountedHolds(asyncio.Event):
+    """The store's write gate, counting the times the WAL's restart held this process's writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.set()
+        self.holds = 0
+
+    def clear(self) -> None:
+        self.holds += 1
+        super().clear()
+
+
+async def test_sqlite_a_reader_holding_the_wal_delays_its_restart_and_rarely_holds_writes(tmp_path: Path) -> None:
+    """Another process reading all along (a backup, say): the checkpoint cannot have the WAL start
+    over, writes go on, and after a hold of the writes that did not help the next upkeeps hold
+    them less and less often (1, 2, 4 … let pass): 3 holds in 8 upkeeps, not 8 of ~100 ms each.
+    Once the reader is done, a later upkeep restarts the WAL."""
     import sqlite3
 
     from gateway.state.sqlite_store import _PURGE_EVERY, _WAL_KEEP_BYTES, SqliteStore
@@ -659,20 +674,28 @@ async def test_sqlite_a_reader_holding_the_wal_delays_its_restart_and_never_stop
     path = tmp_path / "state.sqlite3"
     wal = Path(f"{path}-wal")
     store = SqliteStore(path, SystemClock())
+    gate = store._may_write = _CountedHolds()
 
     async def writes(count: int) -> None:
         for i in range(count):
             await store.put("n", f"k{i % 100}", b"v" * 3000)
+            await asyncio.sleep(0)  # (a loop with other work: the store's thread gets its turns)
+
+    async def upkeep_done() -> None:
+        await writes(_PURGE_EVERY)
+        await asyncio.sleep(0.3)  # (the checkpoint, on the store's thread, and a hold's ~100 ms)
 
     try:
         await writes(10)
         with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as reader:
             reader.execute("BEGIN")
             reader.execute("SELECT count(*) FROM kv").fetchone()  # a snapshot: the WAL is in use
-            await asyncio.wait_for(writes(8 * _PURGE_EVERY), 60)  # 8 upkeeps gave up; no write waited on them
+            for _ in range(8):
+                await upkeep_done()
             held = _size(wal)
             reader.execute("COMMIT")
         assert held > _WAL_KEEP_BYTES  # (~4 frames per write: the WAL could not start over)
+        assert gate.holds == 3  # upkeeps 1, 3 and 6 (1, then 2, then 4 let pass after each)
         for _ in range(20):  # (the checkpoint runs on the store's thread: a later write cuts it back)
             await writes(_PURGE_EVERY // 5)
             if _size(wal) <= _WAL_KEEP_BYTES:
