@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -34,17 +36,29 @@ def test_bytes_are_never_handed_out_twice_across_refills() -> None:
     assert len(pool.take(5000)) == 5000  # more than a page: straight from the OS
 
 
+# The fork happens in a fresh interpreter: forked here, the child would also run the at-fork hooks
+# of whatever earlier tests left alive — OpenTelemetry's MeterProvider re-detects its resource in
+# the child on a thread pool, and hung there in a CI run (the child spinning, the suite stuck).
+_FORK = """
+import os
+from gateway import entropy
+entropy.random_bytes(16)  # the parent's buffer holds unread bytes now
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:  # the child: its next bytes, to the parent
+    os.write(write, entropy.random_bytes(16))
+    os._exit(0)
+os.close(write)
+child = os.read(read, 16)
+os.waitpid(pid, 0)
+print(child.hex(), entropy.random_bytes(16).hex())
+"""
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
 def test_a_forked_child_does_not_repeat_its_parents_bytes() -> None:
-    entropy.random_bytes(16)  # the parent's buffer holds unread bytes now
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: its next bytes, to the parent
-        os.write(write, entropy.random_bytes(16))
-        os._exit(0)
-    os.close(write)
-    child = os.read(read, 16)
-    os.waitpid(pid, 0)
-    os.close(read)
-    assert len(child) == 16
-    assert child != entropy.random_bytes(16)  # without the reset at fork, the same 16 bytes
+    run = subprocess.run([sys.executable, "-c", _FORK], capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    child, parent = run.stdout.split()
+    assert len(bytes.fromhex(child)) == 16
+    assert child != parent  # without the reset at fork, the same 16 bytes

@@ -204,8 +204,13 @@ def test_workers_opening_one_sqlite_file_together_all_succeed(tmp_path: Path, ma
     # `serve --workers N` starts N processes on one file: switching a new file to WAL can be
     # refused with "database is locked" at once (it used to stop a worker, and so the supervisor);
     # on a file from an earlier release they all try to add the lease column at once.
+    # (forkserver: a fork of this process would run the at-fork hooks earlier tests left alive,
+    # and OpenTelemetry's can hang the child — see test_entropy.)
     import multiprocessing
     import sqlite3
+
+    mp = multiprocessing.get_context("forkserver")
+    mp.set_forkserver_preload([__name__])  # (the worker function and its imports, loaded once)
 
     outcomes = []
     for i in range(15):
@@ -216,10 +221,9 @@ def test_workers_opening_one_sqlite_file_together_all_succeed(tmp_path: Path, ma
                     "CREATE TABLE idempotency (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL NOT NULL)"
                 )
                 db.commit()
-        barrier, results = multiprocessing.Barrier(4), multiprocessing.Queue()  # type: ignore[var-annotated]
+        barrier, results = mp.Barrier(4), mp.Queue()
         procs = [
-            multiprocessing.Process(target=_open_at_once, args=(str(tmp_path / f"s{i}.sqlite3"), barrier, results))
-            for _ in range(4)
+            mp.Process(target=_open_at_once, args=(str(tmp_path / f"s{i}.sqlite3"), barrier, results)) for _ in range(4)
         ]
         for p in procs:
             p.start()
