@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 
 from bench.ports import free_port
+from gateway.state.sqlite_store import file_sizes
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -364,12 +365,9 @@ def main() -> int:
 
 
 def state_mb(path: Path) -> tuple[float, float]:
-    """An SQLite file's size and its WAL's, in MB (0 for one not there)."""
-
-    def mb(file: Path) -> float:
-        return round(file.stat().st_size / 1e6, 1) if file.exists() else 0.0
-
-    return mb(path), mb(Path(f"{path}-wal"))
+    """An SQLite store's database and WAL, in MB (0 for one not there)."""
+    sizes = file_sizes(path)
+    return round(sizes.get("database", 0) / 1e6, 1), round(sizes.get("wal", 0) / 1e6, 1)
 
 
 def run_soak(proc: Proc, seconds: float, token: str) -> list[tuple[float, float]]:

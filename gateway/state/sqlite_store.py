@@ -54,7 +54,8 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 _PURGE_EVERY = 500  # writes between two upkeep runs (expired rows dropped, WAL checkpointed)
 _MAX_BATCH = 256  # calls per transaction: bounds how long one batch holds the write lock
-_RETRY_ON_LOOP_S = (0.001, 0.002, 0.004, 0.008, 0.016)  # a locked call's waits before the thread
+# A call's waits before each try on the loop: none, then a locked call's before it goes to the thread.
+_TRIES_ON_LOOP_S = (0.0, 0.001, 0.002, 0.004, 0.008, 0.016)
 # Page cache per connection, in KiB (SQLite's default is 2,000). A send touches the pages it
 # writes and one random key's leaf: a larger cache mostly keeps pages the OS caches anyway, and
 # counts against the process's RSS budget (two connections: ~3 MB less under keyed load).
@@ -152,6 +153,16 @@ def _sweep(db: sqlite3.Connection, table: str, now: float) -> None:
     db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (*place, following.encode()))
 
 
+def file_sizes(path: Path) -> dict[str, int]:
+    """Bytes on disk of a store's files, by name (`database`, `wal`; one not there is left out).
+    Plain `stat` calls: safe from any thread, and for a file another process holds open."""
+    sizes = {}
+    for name, file in (("database", path), ("wal", Path(f"{path}-wal"))):
+        with contextlib.suppress(FileNotFoundError):  # (no WAL between a clean close and the next write)
+            sizes[name] = file.stat().st_size
+    return sizes
+
+
 def _add_lease_column(db: sqlite3.Connection) -> None:
     """Files made before `lease_until` existed get it (NULL in their rows: the old meaning holds)."""
     columns = {row[1] for row in db.execute("PRAGMA table_info(idempotency)")}
@@ -236,7 +247,7 @@ class _Batcher:
         then, not one per upkeep."""
         try:
             self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            if self._checkpoint("RESTART", _RESTART_TRY_MS):
+            if self._restart(_RESTART_TRY_MS):
                 return
             if self._holds_skipped < self._holds_to_skip:
                 self._holds_skipped += 1
@@ -244,7 +255,7 @@ class _Batcher:
             for hold, _ in held:
                 hold()  # (from when the loop gets to it: RESTART's busy wait covers the moment)
             try:
-                restarted = self._checkpoint("RESTART", _RESTART_WAIT_MS)
+                restarted = self._restart(_RESTART_WAIT_MS)
             finally:
                 for _, release in held:
                     release()
@@ -258,12 +269,12 @@ class _Batcher:
             self._holds_to_skip = min(max(1, 2 * self._holds_to_skip), _MAX_HOLDS_SKIPPED)
             log.debug("the state store's WAL is in use by another process: it starts over at a later upkeep")
 
-    def _checkpoint(self, mode: str, wait_ms: int) -> bool:
-        """A checkpoint that waits `wait_ms` at most for the locks it needs; True if it completed."""
+    def _restart(self, wait_ms: int) -> bool:
+        """A RESTART checkpoint that waits `wait_ms` at most for the locks it needs; True if done."""
         db = self._db
         db.execute(f"PRAGMA busy_timeout={wait_ms}")
         try:
-            busy, _, _ = db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            busy, _, _ = db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
         finally:
             db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
         return not busy
@@ -365,7 +376,7 @@ class SqliteStore:
                 if self._writes % _PURGE_EVERY == 0:
                     self._upkeep()  # (inside: a store closed meanwhile is unavailable, as for the call)
             if self._loop_db is not None:
-                for wait in (0.0, *_RETRY_ON_LOOP_S):  # (a locked call did nothing: it runs again whole)
+                for wait in _TRIES_ON_LOOP_S:  # (a locked call did nothing: it runs again whole)
                     if wait:
                         await asyncio.sleep(wait)
                     try:
@@ -391,15 +402,16 @@ class SqliteStore:
             if not done.cancelled() and done.exception() is not None:
                 log.warning("could not drop expired rows from the state store", exc_info=done.exception())
 
-        if self._loop_db is None:
-            self._batcher.submit(purge, True).add_done_callback(retrieved)
-        else:
+        on_thread = self._loop_db is None
+        if self._loop_db is not None:
             try:
                 _direct(self._loop_db, purge, True)
             except _Locked:  # another process writes: the thread waits for the lock instead
-                self._batcher.submit(purge, True).add_done_callback(retrieved)
+                on_thread = True
             except (sqlite3.Error, OSError):
                 log.warning("could not drop expired rows from the state store", exc_info=True)
+        if on_thread:
+            self._batcher.submit(purge, True).add_done_callback(retrieved)
         loop = asyncio.get_running_loop()
 
         def on_loop(change: Callable[[], None]) -> Callable[[], None]:
@@ -566,15 +578,8 @@ class SqliteStore:
         return await self._call(items, write=False)
 
     def file_sizes(self) -> dict[str, int]:
-        """Bytes on disk, by file (the database, its WAL): a metric, so a file that grows shows.
-        Plain `stat` calls, safe from the metric reader's thread."""
-        if self._path is None:
-            return {}
-        sizes = {}
-        for name, file in (("database", self._path), ("wal", Path(f"{self._path}-wal"))):
-            with contextlib.suppress(FileNotFoundError):  # (no WAL between a clean close and the next write)
-                sizes[name] = file.stat().st_size
-        return sizes
+        """Bytes on disk, by file (the database, its WAL): a metric, so a file that grows shows."""
+        return {} if self._path is None else file_sizes(self._path)
 
     async def ping(self) -> None:
         await self._call(lambda db: db.execute("SELECT 1").fetchone(), write=False)

@@ -338,7 +338,7 @@ async def test_sqlite_every_table_is_swept_in_bounded_rounds(tmp_path: Path) -> 
     async def upkeep_done(before: list[int]) -> list[int]:
         for _ in range(_PURGE_EVERY):
             await store.reserve_ids(1, 1)
-        for _ in range(200):  # (the upkeep runs on the store's thread)
+        for _ in range(200):  # (the sweeps run on the loop, on the thread when the file is locked)
             if (found := counts()) != before:
                 return found
             await asyncio.sleep(0.025)
