@@ -12,7 +12,7 @@ valgrind runs threads one at a time, so treat them as the cost of the Python and
 Every row runs under Python's own allocator, as in production (callgrind needs no
 `PYTHONMALLOC=malloc`; with it on some rows only, glibc's malloc added ~90 k to each of those).
 
-    python -m bench.instructions [--seconds 20] [--only gateway,gateway+otel,...]
+    python -m bench.instructions [--seconds 20] [--only gateway,gateway+otel,...] [--keep DIR]
 
 Needs valgrind (Debian's package); prints nothing else and asserts nothing.
 """
@@ -87,6 +87,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per row")
     parser.add_argument("--only", default=",".join(ROWS), help=f"comma-separated rows of {', '.join(ROWS)}")
+    parser.add_argument("--keep", type=Path, help="keep each row's callgrind files here (for callgrind_annotate)")
     args = parser.parse_args()
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
@@ -97,6 +98,10 @@ def main() -> int:
         try:
             results[row] = measure(row, args.seconds, workdir)
         finally:
+            if args.keep is not None:
+                args.keep.mkdir(parents=True, exist_ok=True)
+                for f in workdir.glob("callgrind-*"):
+                    shutil.move(f, args.keep / f.name)
             shutil.rmtree(workdir, ignore_errors=True)
         r = results[row]
         print(f"{row:<16} {r['k_instructions_per_call']:>8.0f} k instr/call "

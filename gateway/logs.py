@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 import orjson
-from opentelemetry import trace
+
+from gateway.current_span import current_span_context
 
 SAFE_EXTRAS = frozenset(
     {
@@ -59,7 +60,7 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
 
 def _trace_ids() -> tuple[str, str] | None:
     """The current trace and span id as hex (the caller's, even with tracing off), or None."""
-    ctx = trace.get_current_span().get_span_context()
+    ctx = current_span_context()
     trace_id = ctx[0]  # SpanContext's fields by index: its properties are a Python call each
     return (format(trace_id, "032x"), format(ctx[1], "016x")) if trace_id else None
 

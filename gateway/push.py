@@ -16,6 +16,7 @@ from gateway.auth.callers import Caller
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.consent import ConsentStore, require_consent
+from gateway.current_span import current_span
 from gateway.delivery_status import DeliveryStatuses
 from gateway.errors import GatewayError, invalid_argument
 from gateway.idempotency import Idempotency, SendKey, fingerprint, new_rq_uid, scoped_key, send_key
@@ -80,7 +81,7 @@ class PushSender:
 
     async def send(self, req: SendRequest, key: SendKey, deadline: float | None) -> SendResponse:
         rq_uid = key.rq_uid
-        span = trace.get_current_span() if self._t.enabled else trace.INVALID_SPAN
+        span = current_span() if self._t.enabled else trace.INVALID_SPAN
         if span.is_recording():
             span.set_attributes(self._attributes(req, rq_uid))
         rendered = await self._check(req)

@@ -28,11 +28,13 @@ from opentelemetry.sdk._shared_internal import BatchProcessor
 from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, TraceIdRatioBased
 from opentelemetry.trace import DEFAULT_TRACE_STATE, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
+
+from gateway.current_span import reads_context_directly
 
 log = logging.getLogger(__name__)
 _UNSET = Status(StatusCode.UNSET)
@@ -41,7 +43,8 @@ _SCALAR = (str, bool, int, float)  # sequence items that need no cleaning (strin
 _SAMPLED = TraceFlags.SAMPLED
 _KEPT_BITS = TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID  # the flags a child's context takes from the decision
 _FLAGS = tuple(TraceFlags(bits) for bits in range(_KEPT_BITS + 1))
-_ROOT_FLAGS = _FLAGS[_KEPT_BITS]
+_RANDOM_ID = TraceFlags.RANDOM_TRACE_ID
+_LOW_64 = (1 << 64) - 1  # TraceIdRatioBased.TRACE_ID_LIMIT: the bits of a trace id its test reads
 _NO_STATE = DEFAULT_TRACE_STATE
 _INVALID_TRACE = trace_api.INVALID_TRACE_ID
 _INVALID_SPAN = trace_api.INVALID_SPAN_ID
@@ -228,6 +231,7 @@ class FastSpan(sdk_trace.Span):
                 _enqueue(queue, self)
 
 
+reads_context_directly(FastSpan)
 _FORK_HOOKS = hasattr(os, "register_at_fork")  # what lets _enqueue skip the fork check
 
 
@@ -248,31 +252,36 @@ class FastTracer(sdk_trace.Tracer):
     _no_lock = _NoLock()
     _sdk: sdk_trace.Tracer
 
-    _lean = False  # the default sampler (or always_on), random ids, no SDK self-metrics
-    _always = False  # always_on: sampled even under an unsampled parent
+    _lean = False  # a sampler decided here (_root_decision), random ids, no SDK self-metrics
+    _parent_based = False  # ParentBased with its default delegates: a valid parent decides
+    _bound = 1 << 64  # what a root's trace id's low 64 bits must be below to be sampled (always_on)
 
     @classmethod
     def of(cls, tracer: sdk_trace.Tracer) -> FastTracer:
         fast = cls.__new__(cls)
         fast.__dict__.update(tracer.__dict__)  # same sampler, processors, scope, limits
         fast._sdk = tracer
-        # The SDK's defaults (parentbased_always_on, random ids, no SDK self-metrics) decide in a
-        # few lines what their objects decide in a dozen calls; anything else takes their path.
-        s = tracer.sampler
-        parent_based = (
-            type(s) is ParentBased
-            and s._root is ALWAYS_ON
+        # The SDK's samplers as OTEL_TRACES_SAMPLER names them (always_on, always_off,
+        # traceidratio, each bare or parentbased_), with random ids and no SDK self-metrics, decide
+        # in a few lines what their objects decide in a dozen calls; anything else takes their path.
+        s: Any = tracer.sampler
+        fast._parent_based = (
+            _decides_as(s, ParentBased)
             and s._remote_parent_sampled is ALWAYS_ON
             and s._local_parent_sampled is ALWAYS_ON
             and s._remote_parent_not_sampled is ALWAYS_OFF
             and s._local_parent_not_sampled is ALWAYS_OFF
         )
-        fast._always = s is ALWAYS_ON
+        root = s._root if fast._parent_based else s
+        bound = _root_bound(root)
         fast._lean = (
-            (parent_based or fast._always)
+            bound is not None
+            and (fast._parent_based or not isinstance(s, ParentBased))
             and type(tracer.id_generator) is RandomIdGenerator
             and type(tracer._tracer_metrics) is NoOpTracerMetrics
         )
+        if bound is not None:
+            fast._bound = bound
         return fast
 
     # Read through the SDK's tracer, which its provider keeps current (a resource updated after a
@@ -341,15 +350,19 @@ class FastTracer(sdk_trace.Tracer):
         record_exception: bool,
         set_status_on_exception: bool,
     ) -> trace_api.Span:
-        """start_span under ParentBased(ALWAYS_ON) or ALWAYS_ON with RandomIdGenerator, as the SDK
-        decides it: a root or a sampled parent records and samples (the parent's trace state
-        kept), an unsampled parent drops unless always_on; trace id then span id drawn from
-        `random` as the SDK draws them."""
+        """start_span as the SDK decides it under the samplers `of` accepts: a root is sampled when
+        its trace id's low 64 bits are below the bound (TraceIdRatioBased's test; always_on and
+        always_off are the bounds 2**64 and 0); under ParentBased a valid parent decides (its
+        sampled flag), otherwise the root sampler decides on the parent's trace id; the parent's
+        trace state and random-trace-id bit are kept; trace id then span id drawn from `random`
+        as the SDK draws them, for dropped spans too."""
         # SpanContext fields by tuple index (trace_id, span_id, is_remote, trace_flags,
         # trace_state, is_valid): its properties are a Python call each.
         found = (context if context is not None else context_api.get_current()).get(_SPAN_KEY)
         if type(found) is FastSpan:
             parent: SpanContext | None = found._context
+        elif found is None:
+            parent = None
         else:
             parent = found.get_span_context() if isinstance(found, trace_api.Span) else None
         if parent is None or not parent[5]:
@@ -357,24 +370,42 @@ class FastTracer(sdk_trace.Tracer):
             trace_id = getrandbits(128)
             while trace_id == _INVALID_TRACE:
                 trace_id = getrandbits(128)
-            flags, state = _ROOT_FLAGS, _NO_STATE
+            random_bit, state = _RANDOM_ID, _NO_STATE
+            sampled = trace_id & _LOW_64 < self._bound
         else:
-            parent_flags = parent[3]
             trace_id, state = parent[0], parent[4]
-            # The parent's random-trace-id bit kept; sampled as the parent says, or always.
-            flags = _FLAGS[(parent_flags | (1 if self._always else 0)) & _KEPT_BITS]
+            random_bit = parent[3] & _RANDOM_ID
+            sampled = bool(parent[3] & _SAMPLED) if self._parent_based else trace_id & _LOW_64 < self._bound
         span_id = getrandbits(64)
         while span_id == _INVALID_SPAN:
             span_id = getrandbits(64)
         # What SpanContext.__new__ builds (ids drawn or inherited valid: is_valid is True).
+        flags = _FLAGS[random_bit | _SAMPLED] if sampled else _FLAGS[random_bit]
         span_context = tuple.__new__(SpanContext, (trace_id, span_id, False, flags, state, True))
-        if not flags & _SAMPLED:  # ParentBased's ALWAYS_OFF under an unsampled parent: DROP
+        if not sampled:  # the sampler's DROP: a non-recording span that still carries the context
             return trace_api.NonRecordingSpan(context=span_context)
         span = FastSpan(
             name, span_context, parent, self, kind, attributes, (), record_exception, set_status_on_exception, None
         )
         span.start(start_time=start_time, parent_context=context)
         return span
+
+
+def _root_bound(sampler: Any) -> int | None:
+    """The bound of `_start_lean`'s test for a root sampler it can decide for; None for others."""
+    if sampler is ALWAYS_ON:
+        return 1 << 64
+    if sampler is ALWAYS_OFF:
+        return 0
+    if _decides_as(sampler, TraceIdRatioBased):
+        return int(sampler.bound)
+    return None
+
+
+def _decides_as(sampler: Any, kind: Any) -> bool:
+    """`sampler` is a `kind` deciding with `kind`'s own should_sample: the SDK's subclasses that
+    only choose the root (ParentBasedTraceIdRatio, which OTEL_TRACES_SAMPLER makes) are."""
+    return isinstance(sampler, kind) and type(sampler).should_sample is kind.should_sample
 
 
 def fast_tracer(tracer: Any) -> Any:

@@ -60,7 +60,7 @@ class SpanInjector:
                 if ctx[4]:
                     headers["tracestate"] = ctx[4].to_header()
         # The span's context keeps the current context's other values: its baggage among them.
-        if baggage is not None and context_api.get_value(_BAGGAGE_KEY):
+        if baggage is not None and context_api.get_current().get(_BAGGAGE_KEY):
             baggage.inject(headers)
 
 

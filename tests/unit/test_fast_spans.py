@@ -18,7 +18,13 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    ParentBasedTraceIdRatio,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import (
     Link,
     NonRecordingSpan,
@@ -198,18 +204,62 @@ PARENTS = {
 }
 
 
-@pytest.mark.parametrize("always", [False, True], ids=["parentbased_always_on", "always_on"])
+# The samplers OTEL_TRACES_SAMPLER names (None: the SDK's default, parentbased_always_on), every
+# one decided on the fast tracer's lean path.
+SAMPLERS = {
+    "parentbased_always_on": None,
+    "always_on": ALWAYS_ON,
+    "always_off": ALWAYS_OFF,
+    "parentbased_always_off": ParentBased(ALWAYS_OFF),
+    "traceidratio": TraceIdRatioBased(0.5),
+    "parentbased_traceidratio": ParentBasedTraceIdRatio(0.5),  # (the class OTEL_TRACES_SAMPLER makes)
+    "parentbased(traceidratio)": ParentBased(TraceIdRatioBased(0.5)),
+}
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS.values(), ids=SAMPLERS.keys())
 @pytest.mark.parametrize("parent", PARENTS.values(), ids=PARENTS.keys())
 def test_the_default_configuration_path_decides_and_exports_as_the_sdk(
-    parent: SpanContext | None, always: bool
+    parent: SpanContext | None, sampler: Any
 ) -> None:
-    sampler = ALWAYS_ON if always else None
     sdk, sdk_started = _default_path(False, parent, sampler=sampler)
     fast, fast_started = _default_path(True, parent, sampler=sampler)
     assert fast_started == sdk_started  # ids, flags and trace state, sampled or dropped
     assert [s.get_span_context().trace_state for s in fast] == [s.get_span_context().trace_state for s in sdk]
     assert encode_spans(fast).SerializeToString() == encode_spans(sdk).SerializeToString()
-    assert len(fast) == (0 if parent is not None and not parent.trace_flags.sampled and not always else 2)
+    assert [s.name for s in fast] == [s.name for s in sdk]
+
+
+@pytest.mark.parametrize("parent_based", [False, True], ids=["traceidratio", "parentbased_traceidratio"])
+@pytest.mark.parametrize("rate", [0.0, 0.1, 0.5, 1.0])
+def test_a_ratio_sampler_decides_each_trace_as_in_the_sdk(rate: float, parent_based: bool) -> None:
+    """Many roots and children of remote parents (sampled and not), through both tracers from the
+    same seed: the same decisions, flags and ids, and at 0.1 and 0.5 both outcomes occur among
+    the roots."""
+    sampler = ParentBasedTraceIdRatio(rate) if parent_based else TraceIdRatioBased(rate)
+
+    def started(fast: bool) -> list[SpanContext]:
+        random.seed(rate)
+        provider = TracerProvider(sampler=sampler)
+        tracer = provider.get_tracer("gateway")
+        if fast:
+            tracer = fast_tracer(tracer)
+            assert isinstance(tracer, FastTracer)
+            assert tracer._lean
+        out = []
+        for n in range(300):
+            flags = TraceFlags(n % 2)  # odd: a sampled parent
+            parent = SpanContext(random.getrandbits(128), 8, True, flags) if n % 3 == 0 else None
+            context = trace.set_span_in_context(NonRecordingSpan(parent)) if parent is not None else None
+            span = tracer.start_span("PushService/Send", context=context, kind=SpanKind.SERVER)
+            out.append(span.get_span_context())
+            span.end()
+        return out
+
+    fast, sdk = started(True), started(False)
+    assert fast == sdk
+    roots = {c.trace_flags.sampled for n, c in enumerate(fast) if n % 3}
+    assert roots == ({False, True} if 0 < rate < 1 else {rate == 1.0})
 
 
 def test_another_processor_beside_the_batching_one_still_sees_every_span() -> None:
