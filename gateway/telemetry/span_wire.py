@@ -28,7 +28,10 @@ _KIND = {
 _HAS_IS_REMOTE = 0x100
 _IS_REMOTE = 0x200
 _CACHE_LIMIT = 4096
+# Encoded attribute pairs by (key, value): a span's (field 9), and by field number those of the
+# resource, scope, events and links, whose encoding differs in its tag.
 _pair_cache: dict[tuple[str, Any], bytes] = {}
+_other_caches: dict[int, dict[tuple[str, Any], bytes]] = {}
 # A span's name and kind fields, per (name, kind); the kind by identity (members are singletons;
 # an Enum member's hash is a Python call).
 _head_cache: dict[tuple[str, int], bytes] = {}
@@ -41,11 +44,14 @@ _REMOTE_FLAGS = b"\x85\x01" + _fixed32(_HAS_IS_REMOTE | _IS_REMOTE)
 _double = struct.Struct("<d").pack
 
 
+_ONE_BYTE = tuple(bytes((n,)) for n in range(0x80))  # a varint below 128 is its one byte
+
+
 def _varint(n: int) -> bytes:
+    if 0 <= n < 0x80:
+        return _ONE_BYTE[n]
     if n < 0:
         n &= 0xFFFFFFFFFFFFFFFF
-    if n < 0x80:
-        return bytes((n,))
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -54,9 +60,13 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
+_LD_TAGS = tuple(_varint(tag << 3 | 2) for tag in range(16))  # the key of a length-delimited field 0..15
+
+
 def _ld(tag: int, payload: bytes) -> bytes:
     """A length-delimited field (wire type 2)."""
-    return _varint(tag << 3 | 2) + _varint(len(payload)) + payload
+    n = len(payload)
+    return _LD_TAGS[tag] + (_ONE_BYTE[n] if n < 0x80 else _varint(n)) + payload
 
 
 def _string(tag: int, value: str) -> bytes:
@@ -93,22 +103,26 @@ def _key_value(key: str, value: Any) -> bytes:
 def _attributes(tag: int, attributes: Mapping[str, Any] | None) -> bytes:
     if not attributes:
         return b""
-    parts = []
-    cache = _pair_cache
-    for key, value in attributes.items():
-        pair = (key, value)
-        try:
-            encoded = cache.get(pair)
-        except TypeError:  # an unhashable value
-            encoded, pair = None, None  # type: ignore[assignment]
-        if encoded is None:
-            encoded = _ld(tag, _key_value(key, value))
-            if pair is not None:
-                if len(cache) >= _CACHE_LIMIT:
-                    cache.clear()  # unique values (request ids) churn; the repeating ones come back at once
-                cache[pair] = encoded
-        parts.append(encoded)
-    return b"".join(parts)
+    cache = _pair_cache if tag == 9 else _other_caches.setdefault(tag, {})
+    try:
+        # The items are the cache's keys: looked up in one pass in C. Most pairs repeat on every
+        # call; the misses (request ids, the first sight of a value) are encoded below.
+        parts = list(map(cache.get, attributes.items()))
+    except TypeError:  # an unhashable value: every pair encoded, none cached
+        return b"".join(_ld(tag, _key_value(key, value)) for key, value in attributes.items())
+    if None in parts:
+        items = list(attributes.items())
+        at = parts.index(None)
+        while True:
+            pair = items[at]
+            parts[at] = encoded = _ld(tag, _key_value(*pair))
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()  # unique values (request ids) churn; the repeating ones come back at once
+            cache[pair] = encoded
+            if None not in parts:
+                break
+            at = parts.index(None, at + 1)
+    return b"".join(parts)  # type: ignore[arg-type]
 
 
 def _span(span: ReadableSpan) -> bytes:
@@ -182,35 +196,48 @@ def _span(span: ReadableSpan) -> bytes:
     return b"".join(parts)
 
 
+def _header(tag: int, parts: list[bytes]) -> list[bytes]:
+    """`parts` as one length-delimited field: its key and length before them, joined later (once)."""
+    return [_LD_TAGS[tag], _varint(sum(map(len, parts))), *parts]
+
+
 def encode_trace_request(spans: Sequence[ReadableSpan]) -> bytes:
-    """ExportTraceServiceRequest bytes, grouped by resource then scope in first-seen order."""
+    """ExportTraceServiceRequest bytes, grouped by resource then scope in first-seen order.
+
+    Spans are grouped by the identity of their resource and scope objects (one of each per
+    tracer: hashing a scope is a Python __hash__), looked up again only when they change from the
+    span before; equal scopes from distinct objects are merged. Each level's fields are written
+    as a list of parts behind their key and length, and the request joined once at the end (a
+    batch is hundreds of KB: joining each level, as the nesting suggests, copied it five times)."""
     groups: dict[int, dict[int, list[bytes]]] = {}
     resources: dict[int, Any] = {}
     scopes_by_id: dict[int, Any] = {}
+    resource = scope = current = None
     for span in spans:
-        resource, scope = span._resource, span._instrumentation_scope
-        key = id(resource)
-        resources[key] = resource
-        # Grouped by identity (one Resource and one scope object per tracer): hashing a scope is
-        # a Python __hash__ per span. Equal scopes from distinct objects are merged below.
-        scopes_by_id[id(scope)] = scope
-        groups.setdefault(key, {}).setdefault(id(scope), []).append(_ld(2, _span(span)))
-    out = []
+        if span._resource is not resource or span._instrumentation_scope is not scope or current is None:
+            resource, scope = span._resource, span._instrumentation_scope
+            resources[id(resource)] = resource
+            scopes_by_id[id(scope)] = scope
+            current = groups.setdefault(id(resource), {}).setdefault(id(scope), [])
+        span_bytes = _span(span)
+        n = len(span_bytes)
+        current.append(_LD_TAGS[2] + (_ONE_BYTE[n] if n < 0x80 else _varint(n)))
+        current.append(span_bytes)
+    out: list[bytes] = []
     for key, by_id in groups.items():
-        resource = resources[key]
-        body = [_ld(1, _attributes(1, resource.attributes))]
+        held = resources[key]
+        body = [_ld(1, _attributes(1, held.attributes))]
         scopes: dict[Any, list[bytes]] = {}
         for scope_id, encoded in by_id.items():
             scopes.setdefault(scopes_by_id[scope_id], []).extend(encoded)
-        for scope, encoded in scopes.items():
+        for one, encoded in scopes.items():
             scope_body = b""
-            if scope is not None:
+            if one is not None:
                 scope_body = _ld(
-                    1,
-                    _string(1, scope.name) + _string(2, scope.version or "") + _attributes(3, scope.attributes),
+                    1, _string(1, one.name) + _string(2, one.version or "") + _attributes(3, one.attributes)
                 )
-            schema = scope.schema_url if scope is not None else ""
-            body.append(_ld(2, scope_body + b"".join(encoded) + _string(3, schema or "")))
-        body.append(_string(3, resource.schema_url))
-        out.append(_ld(1, b"".join(body)))
+            schema = one.schema_url if one is not None else ""
+            body += _header(2, [scope_body, *encoded, _string(3, schema or "")])
+        body.append(_string(3, held.schema_url))
+        out += _header(1, body)
     return b"".join(out)

@@ -111,6 +111,20 @@ def test_attribute_cache_is_bounded_and_stays_correct() -> None:
     assert ExportTraceServiceRequest.FromString(encode_trace_request(spans)) == expected  # from the cache
 
 
+def test_a_pair_in_the_resource_and_on_a_span_is_encoded_for_each() -> None:
+    """One (key, value) in two places whose fields differ (a span's attributes are field 9, the
+    resource's field 1): each cached apart. A shared cache wrote the span's tag into the resource."""
+    provider = TracerProvider(resource=Resource.create({"service.name": "gw"}))
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    span_wire._pair_cache.clear()
+    with provider.get_tracer("gateway").start_as_current_span("s", attributes={"service.name": "gw", "n": 1}):
+        pass
+    spans = exporter.get_finished_spans()
+    assert encode_trace_request(spans) == encode_spans(spans).SerializeToString()
+    assert encode_trace_request(spans) == encode_spans(spans).SerializeToString()  # from the caches
+
+
 def test_a_links_trace_state_is_kept() -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
