@@ -51,7 +51,6 @@ from gateway.smartpush.http import make_http_client, make_transport
 from gateway.smartpush.profiles import TokenProviders
 from gateway.state import StateStore, open_store
 from gateway.state.message_ids import MessageIds
-from gateway.state.sqlite_store import SqliteStore
 from gateway.telemetry import Telemetry, build_telemetry
 from gateway.templates import TemplateRegistry
 
@@ -263,8 +262,7 @@ async def start_gateway(
     creds = _credentials(settings)  # before anything starts: a bad TLS file stops start-up
     _check_listen(settings.listen)
     store = store or open_store(settings.state, clock)
-    if isinstance(store, SqliteStore):
-        telemetry.observe_state_files(store.file_sizes)
+    telemetry.observe_state_files(store.file_sizes)
     consent = consent or StoredConsent(store)
     idempotency = Idempotency(store, clock, settings.idempotency_ttl_s, lease_s(settings))
     statuses = DeliveryStatuses(settings.callbacks, store, clock, telemetry)
