@@ -252,7 +252,7 @@ class FastTracer(sdk_trace.Tracer):
     _no_lock = _NoLock()
     _sdk: sdk_trace.Tracer
 
-    _lean = False  # a sampler decided here (_root_decision), random ids, no SDK self-metrics
+    _lean = False  # a sampler _start_lean decides for, random ids, no SDK self-metrics
     _parent_based = False  # ParentBased with its default delegates: a valid parent decides
     _bound = 1 << 64  # what a root's trace id's low 64 bits must be below to be sampled (always_on)
 

@@ -167,3 +167,17 @@ def test_grpc_exporter_sends_the_encoded_bytes_as_they_are() -> None:
     finally:
         server.stop(None)
     assert received == [encode_spans(spans).SerializeToString()]
+
+
+def test_equal_numbers_of_different_types_are_encoded_each_as_itself() -> None:
+    """True == 1 == 1.0 as dict keys, but a bool, an int and a double are different AnyValues."""
+    provider = TracerProvider(resource=Resource.create({"service.name": "gw"}))
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("gateway")
+    for value in (True, 1, 1.0, (1, 2), (True, False), (1.0, 2.0), ("a",)):
+        with tracer.start_as_current_span("s", attributes={"v": value}):
+            pass
+    spans = exporter.get_finished_spans()
+    for _ in range(2):  # the second time from the caches
+        assert encode_trace_request(spans) == encode_spans(spans).SerializeToString()
