@@ -29,12 +29,10 @@ _KIND = {
 _HAS_IS_REMOTE = 0x100
 _IS_REMOTE = 0x200
 _CACHE_LIMIT = 4096
-# Encoded attribute pairs by (key, type, value): a span's (field 9), and by field number those of
-# the resource, scope, events and links, whose encoding differs in its tag; tuples of anything but
-# strings by field, key, their items' types and value.
-_pair_cache: dict[tuple[str, type, Any], bytes] = {}
-_other_caches: dict[int, dict[tuple[str, type, Any], bytes]] = {}
-_typed_cache: dict[tuple[int, str, tuple[type, ...], Any], bytes] = {}
+# Encoded attribute pairs, per field number (a span's attributes are field 9; the resource's 1,
+# the scope's and an event's 3, a link's 4: the same pair encodes with its field's tag), by
+# (key, type, value): equal values of different types (True == 1 == 1.0) encode differently.
+_CACHES: dict[int, dict[tuple[str, Any, Any], bytes]] = {tag: {} for tag in (1, 3, 4, 9)}
 # What a lookup that found nothing answers: no encoded pair is empty, and bytes compare with bytes
 # in C at once (None against bytes goes through both types' comparisons, per item).
 _MISSING = b""
@@ -110,7 +108,7 @@ def _key_value(key: str, value: Any) -> bytes:
 def _attributes(tag: int, attributes: Mapping[str, Any] | None) -> bytes:
     if not attributes:
         return b""
-    cache = _pair_cache if tag == 9 else _other_caches.setdefault(tag, {})
+    cache = _CACHES[tag]
     values = attributes.values()
     # Keyed by (key, type, value), the tuples made in C: equal numbers of different types are
     # equal (True == 1 == 1.0) but encode differently. Looked up in one pass; most repeat on every
@@ -130,40 +128,23 @@ def _attributes(tag: int, attributes: Mapping[str, Any] | None) -> bytes:
     return b"".join(parts)
 
 
-def _missed(tag: int, cache: dict[tuple[str, type, Any], bytes], key: str, value: Any) -> bytes:
+def _missed(tag: int, cache: dict[tuple[str, Any, Any], bytes], key: str, value: Any) -> bytes:
     """A pair the one-pass lookup did not find, encoded and cached. A tuple's items have types of
-    their own ((1, 0) == (True, False)): a tuple of anything but strings is cached by them, here,
-    where the one-pass lookup never finds it (a string equals no other type: the rest are safe)."""
-    kind = type(value)
+    their own ((1, 0) == (True, False)): a tuple of anything but strings is cached under its items'
+    types, where the one-pass lookup (under `tuple`) never finds it; it is looked up here."""
+    kind: Any = type(value)
     if kind is tuple:
         types = tuple(map(type, value))
         if types.count(str) != len(types):
-            typed = (tag, key, types, value)
-            found = _typed_cache.get(typed)
-            if found is None:
-                if len(_typed_cache) >= _CACHE_LIMIT:
-                    _typed_cache.clear()
-                found = _typed_cache[typed] = _ld(tag, _key_value(key, value))
-            return found
-    encoded = _short_string_pair(tag, key, value) if kind is str and key else None
-    if encoded is None:
-        encoded = _ld(tag, _key_value(key, value))
+            kind = types
+            found = cache.get((key, kind, value))
+            if found is not None:
+                return found
+    encoded = _ld(tag, _key_value(key, value))
     if len(cache) >= _CACHE_LIMIT:
         cache.clear()  # unique values (request ids) churn; the repeating ones come back at once
     cache[(key, kind, value)] = encoded
     return encoded
-
-
-def _short_string_pair(tag: int, key: str, value: str) -> bytes | None:
-    """_ld(tag, _key_value(key, value)) for a non-empty key and a string value whose every length
-    fits one varint byte (a request id's: it misses the cache on every span), in one expression;
-    None for longer ones."""
-    k, v = key.encode(), value.encode()
-    if len(k) + len(v) >= 122:  # the KeyValue (key, AnyValue, their keys and lengths) past 127 bytes
-        return None
-    any_value = b"\n" + _ONE_BYTE[len(v)] + v  # AnyValue.string_value (field 1)
-    key_value = b"\n" + _ONE_BYTE[len(k)] + k + b"\x12" + _ONE_BYTE[len(any_value)] + any_value
-    return _LD_TAGS[tag] + _ONE_BYTE[len(key_value)] + key_value
 
 
 def _span(span: ReadableSpan) -> bytes:

@@ -103,10 +103,10 @@ def test_bytes_are_the_sdk_bytes(fast: bool) -> None:
 def test_attribute_cache_is_bounded_and_stays_correct() -> None:
     spans = _spans()
     expected = encode_spans(spans)
-    span_wire._pair_cache.clear()
+    span_wire._CACHES[9].clear()
     for i in range(span_wire._CACHE_LIMIT + 10):
         span_wire._attributes(9, {"smartpush.rq_uid": f"uid-{i}"})
-    assert len(span_wire._pair_cache) <= span_wire._CACHE_LIMIT
+    assert len(span_wire._CACHES[9]) <= span_wire._CACHE_LIMIT
     assert ExportTraceServiceRequest.FromString(encode_trace_request(spans)) == expected
     assert ExportTraceServiceRequest.FromString(encode_trace_request(spans)) == expected  # from the cache
 
@@ -117,7 +117,7 @@ def test_a_pair_in_the_resource_and_on_a_span_is_encoded_for_each() -> None:
     provider = TracerProvider(resource=Resource.create({"service.name": "gw"}))
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    span_wire._pair_cache.clear()
+    span_wire._CACHES[9].clear()
     with provider.get_tracer("gateway").start_as_current_span("s", attributes={"service.name": "gw", "n": 1}):
         pass
     spans = exporter.get_finished_spans()
