@@ -4,13 +4,15 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TOOLS  := $(VENV)/.toolchains
+# The shipped build (mypyc-compiled modules), unpacked: PYTHONPATH=$(COMPILED) runs it on this venv.
+COMPILED := $(VENV)/compiled
 # checkov pins its own dependency tree: it gets a virtualenv of its own, inside .venv.
 CHECKOV := $(VENV)/checkov/bin/checkov
 GOENV  := GO111MODULE=off GOPATH=$(CURDIR)/clients/go:/usr/share/gocode GOFLAGS=
 LISTEN ?= 127.0.0.1:50051
 
 .DEFAULT_GOAL := help
-.PHONY: bench bench-instructions bench-smoke deploy-check
+.PHONY: bench bench-instructions bench-smoke deploy-check compiled
 .PHONY: help venv toolchains run generate check-generated lint typecheck buf-lint buf-breaking release-contract go-vet ts-build unit test clean
 
 help:
@@ -78,16 +80,27 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
-test: $(STAMP) $(TOOLS) $(CHECKOV) lint typecheck buf-lint buf-breaking check-generated go-vet ts-build
+# The image ships the gateway compiled by mypyc (pyproject's hook); built from a copy of the tree.
+$(COMPILED)/.built: $(STAMP) pyproject.toml scripts/build_compiled.py $(shell find gateway clients/python-protos/src -name '*.py*')
+	$(BIN)/python scripts/build_compiled.py $(COMPILED)
+	@touch $@
+
+compiled: $(COMPILED)/.built
+
+# The suite twice: on the sources, then on the compiled build that ships (importlib mode, so the
+# tree's own gateway/ is not put ahead of it on sys.path; a test checks which build it ran).
+test: $(STAMP) $(TOOLS) $(CHECKOV) lint typecheck buf-lint buf-breaking check-generated go-vet ts-build compiled
 	$(BIN)/pytest -q -p no:cacheprovider
+	PYTHONPATH=$(CURDIR)/$(COMPILED):$(CURDIR) SMARTPUSH_TEST_COMPILED=$(CURDIR)/$(COMPILED) \
+		$(BIN)/pytest -q -p no:cacheprovider --import-mode=importlib
 
 # Ratios measured side by side in one run (bench/run.py); not part of `make test`.
-bench: $(STAMP)
-	$(BIN)/python -m bench.run --soak 300
+bench: $(STAMP) compiled
+	$(BIN)/python -m bench.run --soak 300 --compiled $(COMPILED)
 
 # Instructions per call under callgrind (repeatable where timings drift); needs valgrind.
-bench-instructions: $(STAMP)
-	$(BIN)/python -m bench.instructions
+bench-instructions: $(STAMP) compiled
+	$(BIN)/python -m bench.instructions --compiled $(COMPILED)
 
 bench-smoke: $(STAMP)
 	$(BIN)/python -m bench.run --smoke --out bench/results

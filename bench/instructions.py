@@ -6,13 +6,15 @@ apart; instruction counts do not (a run repeats within a few percent). Each serv
 generator drives it for a while at c=8, and the instructions its threads executed are divided by
 the calls answered. Rows: the reference forwarder, the gateway with the bench's features (telemetry
 off, on at full sampling to a discarding OTLP sink, keyed sends, sends to 10,000 users in turn so
-each send's per-user window is its own), and ratios to the forwarder.
+each send's per-user window is its own), and ratios to the forwarder. With `--compiled DIR`
+(`make bench-instructions`) the gateway rows run the shipped, mypyc-compiled build and one more,
+`gateway source`, the sources.
 Counts are of user-space instructions only (the kernel's share of a syscall is not in them), and
 valgrind runs threads one at a time, so treat them as the cost of the Python and C code paths.
 Every row runs under Python's own allocator, as in production (callgrind needs no
 `PYTHONMALLOC=malloc`; with it on some rows only, glibc's malloc added ~90 k to each of those).
 
-    python -m bench.instructions [--seconds 20] [--only gateway,gateway+otel,...] [--keep DIR]
+    python -m bench.instructions [--seconds 20] [--only gateway,gateway+otel,...] [--keep DIR] [--compiled DIR]
 
 Needs valgrind (Debian's package); prints nothing else and asserts nothing.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -29,9 +32,9 @@ import tempfile
 from pathlib import Path
 
 from bench.ports import free_port
-from bench.run import BIN, Proc, drive, features_config, gateway_env, start, start_sink_and_emulator
+from bench.run import BIN, ROOT, Proc, drive, features_config, gateway_env, start, start_sink_and_emulator
 
-ROWS = ("forwarder", "gateway", "gateway+otel", "gateway keyed", "gateway 10k users")
+ROWS = ("forwarder", "gateway", "gateway+otel", "gateway keyed", "gateway 10k users", "gateway source")
 
 
 def _total(path: Path) -> int:
@@ -41,7 +44,7 @@ def _total(path: Path) -> int:
     return 0
 
 
-def measure(row: str, seconds: float, workdir: Path) -> dict[str, float]:
+def measure(row: str, seconds: float, workdir: Path, compiled: Path | None) -> dict[str, float]:
     config, token = features_config(workdir)
     ports = {k: free_port() for k in ("emulator", "server", "sink", "sink_grpc")}
     emulator_url = f"http://127.0.0.1:{ports['emulator']}"
@@ -59,6 +62,8 @@ def measure(row: str, seconds: float, workdir: Path) -> dict[str, float]:
         else:
             env = gateway_env(emulator_url, otlp_port=ports["sink_grpc"] if "otel" in row else None)
             env["SMARTPUSH_GATEWAY_STATE__SQLITE_PATH"] = str(workdir / f"{row}.sqlite3")
+            # The compiled build first on the path (its extension modules win); `gateway source`: none.
+            env["PYTHONPATH"] = f"{compiled}{os.pathsep}{ROOT}" if compiled and row != "gateway source" else ""
             argv = [*valgrind, str(BIN / "smartpush-gateway"), "serve", "--config", str(config), "--listen", address]
             server = start(row, argv, address, env, b"listening")
         procs.append(server)
@@ -86,17 +91,22 @@ def measure(row: str, seconds: float, workdir: Path) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per row")
-    parser.add_argument("--only", default=",".join(ROWS), help=f"comma-separated rows of {', '.join(ROWS)}")
+    parser.add_argument("--only", help=f"comma-separated rows of {', '.join(ROWS)} (default: all that apply)")
     parser.add_argument("--keep", type=Path, help="keep each row's callgrind files here (for callgrind_annotate)")
+    parser.add_argument(
+        "--compiled", type=Path, help="the compiled gateway (make compiled): gateway rows run it, `gateway source` not"
+    )
     args = parser.parse_args()
+    compiled: Path | None = args.compiled.resolve() if args.compiled else None
+    rows = args.only.split(",") if args.only else [r for r in ROWS if compiled or r != "gateway source"]
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
     results: dict[str, dict[str, float]] = {}
-    for row in args.only.split(","):
+    for row in rows:
         workdir = Path(tempfile.mkdtemp(prefix="smartpush-callgrind-"))
         try:
-            results[row] = measure(row, args.seconds, workdir)
+            results[row] = measure(row, args.seconds, workdir, compiled)
         finally:
             if args.keep is not None:
                 args.keep.mkdir(parents=True, exist_ok=True)
@@ -115,6 +125,9 @@ def main() -> int:
     plain, keyed = results.get("gateway"), results.get("gateway keyed")
     if plain and keyed:
         print(f"keyed / unkeyed: {keyed['k_instructions_per_call'] / plain['k_instructions_per_call']:.2f} x")
+    source = results.get("gateway source")
+    if plain and source and compiled:
+        print(f"compiled / source: {plain['k_instructions_per_call'] / source['k_instructions_per_call']:.2f} x")
     otel = results.get("gateway+otel")
     if plain and otel:
         print(f"telemetry: +{100 * (otel['k_instructions_per_call'] / plain['k_instructions_per_call'] - 1):.0f} %")

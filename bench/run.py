@@ -5,8 +5,11 @@ grants, a caller rate and project/user quota windows charged on every send, stat
 file) — telemetry off, on at full sampling exporting OTLP to a sink, and on as `--workers 2` —,
 the reference forwarder (bench/forwarder.py: parse → JSON → POST → parse → answer, the least any
 gateway on this stack must do) and an echo server built from the same proto (the gRPC ceiling),
-each in its own process on loopback; drives them with load-generator processes; prints one table
-and the ratios and writes JSON (and a chart when matplotlib is installed) to bench/results/.
+each in its own process on loopback. With `--compiled DIR` (`make bench`) the gateways run the
+shipped build (mypyc; scripts/build_compiled.py) and one more gateway, telemetry off, runs the
+sources beside them: what compiling buys, measured in the same rounds. Drives them with
+load-generator processes; prints one table and the ratios and writes JSON (and a chart when
+matplotlib is installed) to bench/results/.
 Asserts nothing: `--smoke` only proves the harness runs.
 """
 
@@ -272,15 +275,21 @@ def main() -> int:
     parser.add_argument("--soak", type=float, default=0.0, help="also run keyed sends at c=64 this long, sampling RSS")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the compared rows (medians)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--compiled", type=Path, help="the compiled gateway (make compiled): the gateways run it, one more the sources"
+    )
     args = parser.parse_args()
     duration = 1.0 if args.smoke else args.duration
-    names = ("sink", "sink_grpc", "emulator", "off", "on", "on2", "forwarder", "echo")
+    names = ("sink", "sink_grpc", "emulator", "off", "on", "on2", "source", "forwarder", "echo")
     ports = {k: free_port() for k in names}
     emulator_url = f"http://127.0.0.1:{ports['emulator']}"
     workdir = Path(tempfile.mkdtemp(prefix="smartpush-bench-"))
     config, token = features_config(workdir)
-    base_env = gateway_env(emulator_url)
-    on_env = gateway_env(emulator_url, otlp_port=ports["sink_grpc"])
+    source_env = gateway_env(emulator_url)
+    # The compiled build first on the path: its extension modules are found before the sources.
+    build = {"PYTHONPATH": os.pathsep.join([str(args.compiled.resolve()), str(ROOT)])} if args.compiled else {}
+    base_env = {**source_env, **build}
+    on_env = {**gateway_env(emulator_url, otlp_port=ports["sink_grpc"]), **build}
 
     def state(name: str) -> dict[str, str]:
         # Each gateway its own SQLite file (the embedded store, on disk); the workers of one share it.
@@ -289,7 +298,8 @@ def main() -> int:
     def gateway(name: str, port: str, env: dict[str, str], *extra: str) -> Proc:
         address = f"127.0.0.1:{ports[port]}"
         argv = [str(BIN / "smartpush-gateway"), "serve", "--config", str(config), "--listen", address, *extra]
-        return start(name, argv, address, {**env, **state(port)}, b"listening")
+        procs.append(started := start(name, argv, address, {**env, **state(port)}, b"listening"))
+        return started  # in `procs` at once: stopped even when a later one fails to start
 
     procs: list[Proc] = []
     try:
@@ -307,13 +317,16 @@ def main() -> int:
             f"127.0.0.1:{ports['forwarder']}",
             ready=b"ready",
         )
+        procs.append(forwarder)
         echo = start(
             "echo",
             [sys.executable, "-m", "bench.echo", "--listen", f"127.0.0.1:{ports['echo']}"],
             f"127.0.0.1:{ports['echo']}",
             ready=b"ready",
         )
-        procs += [off, on, on2, forwarder, echo]  # fmt: skip
+        procs.append(echo)
+        # The sources beside the compiled build (PYTHONPATH cleared: the loader's own may hold it).
+        source = gateway("gateway (source)", "source", {**source_env, "PYTHONPATH": ""}) if args.compiled else None
         c64 = 8 if args.smoke else 64
         rows: list[Row] = []
         rows.append(measure("c=1", None, "http", emulator_url, 1, duration))
@@ -325,6 +338,7 @@ def main() -> int:
         # claimed and recorded in the SQLite store. Batch: SendBatch of 100, in recipients per second.
         compared = [
             *(("c=64", p, "grpc", False) for p in (off, on, on2, forwarder, echo)),
+            *((("c=64", source, "grpc", False),) if source is not None else ()),
             *(("c=64 keyed", p, "grpc", True) for p in (off, on)),
             ("batch x100", off, "batch", False),
         ]
@@ -346,7 +360,9 @@ def main() -> int:
         if args.soak:
             soak = run_soak(on, args.soak, token)
         stats = httpx.get(f"{emulator_url}/_emulator/stats").json()
-        summary = summarise(rows, stats, soak)
+        # One token per upstream process: every gateway process, the forwarder, the direct loader.
+        gateway_processes = sum(len(p.pids()) - (p is on2) for p in procs if p.name.startswith("gateway"))
+        summary = summarise(rows, stats, soak, want_tokens=gateway_processes + 2)
         # What the keyed rows (and the soak) left on disk: the WAL once grew without bound here.
         summary["state MB after the run (database, WAL)"] = {
             p.name: state_mb(workdir / f"{port}.sqlite3") for p, port in ((off, "off"), (on, "on"), (on2, "on2"))
@@ -388,11 +404,10 @@ def _find(rows: list[Row], scenario: str, target: str) -> Row | None:
     return next((r for r in rows if r.scenario == scenario and r.target == target), None)
 
 
-def summarise(rows: list[Row], stats: dict[str, int], soak: list[tuple[float, float]]) -> dict[str, Any]:
-    # One token per upstream process is the target: 4 gateway processes, the forwarder, the direct loader.
-    out: dict[str, Any] = {
-        "token requests (want 6: 4 gateway processes, the forwarder, the direct loader)": stats.get("token", 0)
-    }
+def summarise(
+    rows: list[Row], stats: dict[str, int], soak: list[tuple[float, float]], want_tokens: int
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"token requests (one per upstream process)": [stats.get("token", 0), want_tokens]}
     echo64, fwd64 = _find(rows, "c=64", "echo"), _find(rows, "c=64", "forwarder")
     for name in ("gateway", "gateway+otel", "gateway+otel x2"):
         g64 = _find(rows, "c=64", name)
@@ -421,6 +436,13 @@ def summarise(rows: list[Row], stats: dict[str, int], soak: list[tuple[float, fl
             if paired := per_round(keyed, plain, "rounds_cpu"):
                 out[f"{name} keyed / unkeyed CPU per call, round by round"] = paired
             out[f"{name} keyed / unkeyed throughput"] = round(keyed.rps / plain.rps, 3)
+    source = _find(rows, "c=64", "gateway (source)")
+    if off and source and source.rps:
+        out["compiled / source throughput at c=64 (gateway)"] = round(off.rps / source.rps, 3)
+        if source.cpu_us_per_call and off.cpu_us_per_call:
+            out["compiled / source CPU per call at c=64 (gateway)"] = round(
+                off.cpu_us_per_call / source.cpu_us_per_call, 3
+            )
     batch = _find(rows, "batch x100", "gateway")
     if off and batch and off.rps:
         out["SendBatch x100 / Send recipients per second (gateway)"] = round(batch.rps / off.rps, 3)

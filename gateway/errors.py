@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple, TypeAlias
 
 import grpc
@@ -111,19 +111,34 @@ class QuotaViolation:
     description: str
 
 
-@dataclass(eq=False)
 class GatewayError(Exception):
-    reason: Reason
-    message: str
-    status_code: int | None = None  # SmartPush's numeric status code, when it answered with one
-    rq_uid: str | None = None
-    field_violations: Sequence[FieldViolation] = ()
-    quota_violations: Sequence[QuotaViolation] = ()
-    retry_after_s: float | None = None
-    metadata: Mapping[str, str] = field(default_factory=dict)
+    """A call's failure, with everything its gRPC status and rich details are made from.
 
-    def __post_init__(self) -> None:
-        super().__init__(self.message)
+    A plain class (not a dataclass): compiled by mypyc, an exception's class cannot be one."""
+
+    def __init__(
+        self,
+        reason: Reason,
+        message: str,
+        status_code: int | None = None,  # SmartPush's numeric status code, when it answered with one
+        rq_uid: str | None = None,
+        field_violations: Sequence[FieldViolation] = (),
+        quota_violations: Sequence[QuotaViolation] = (),
+        retry_after_s: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.status_code = status_code
+        self.rq_uid = rq_uid
+        self.field_violations = field_violations
+        self.quota_violations = quota_violations
+        self.retry_after_s = retry_after_s
+        self.metadata: Mapping[str, str] = {} if metadata is None else metadata
+
+    def __repr__(self) -> str:
+        return f"GatewayError({e.ErrorReason.Name(self.reason)}, {self.message!r})"
 
     @property
     def code(self) -> grpc.StatusCode:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 from gateway.current_span import current_span_context
 
@@ -65,6 +66,7 @@ def _trace_ids() -> tuple[str, str] | None:
     return (format(trace_id, "032x"), format(ctx[1], "016x")) if trace_id else None
 
 
+@mypyc_attr(native_class=False)  # its base is interpreted (docs/performance.md: compiled build)
 class TraceContextFilter(logging.Filter):
     """Stamps each record with the current trace and span id."""
 
@@ -89,6 +91,7 @@ class _Stamp:
         return f"{last[1]}.{int((created - second) * 1000):03d}Z"  # LogRecord.msecs, truncated
 
 
+@mypyc_attr(native_class=False)  # its base is interpreted (docs/performance.md: compiled build)
 class JsonFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__()
@@ -110,6 +113,7 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
+@mypyc_attr(native_class=False)  # its base is interpreted (docs/performance.md: compiled build)
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extras = " ".join(f"{k}={v}" for k, v in _extras(record).items())
@@ -120,6 +124,7 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+@mypyc_attr(native_class=False)  # its base is interpreted (docs/performance.md: compiled build)
 class LineHandler(logging.StreamHandler[TextIO]):
     """The handler `configure` installs: each record's line, and lines queued by `write_direct`
     written together (one write for many calls' access lines) at most `flush_after_s` after the

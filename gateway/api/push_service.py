@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from smartpush.gateway.v1 import push_service_pb2, push_service_pb2_grpc
+from mypy_extensions import mypyc_attr
+from smartpush.gateway.v1 import push_service_pb2
+from smartpush.gateway.v1.push_service_pb2_grpc import PushServiceServicer
 
 from gateway.api.edge import current_call
 from gateway.batch import BatchSender
@@ -15,7 +17,8 @@ from gateway.smartpush.surfaces import SURFACE_TO_WIRE
 from gateway.telemetry import Telemetry
 
 
-class PushServicer(push_service_pb2_grpc.PushServiceServicer):
+@mypyc_attr(native_class=False)  # its base is interpreted (docs/performance.md: compiled build)
+class PushServicer(PushServiceServicer):
     def __init__(self, sender: PushSender, clock: Clock, telemetry: Telemetry) -> None:
         self._sender = sender
         self._batch = BatchSender(sender, clock, telemetry)

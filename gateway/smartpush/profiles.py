@@ -37,7 +37,7 @@ class TokenProviders:
             )
             for name, p in settings.profiles.items()
         }
-        self._inline: OrderedDict[str, Route] = OrderedDict()
+        self._inline_routes: OrderedDict[str, Route] = OrderedDict()
 
     def _provider(self, name: str, creds: Credentials, profile: ProfileSettings | None) -> TokenProvider:
         sp = self._settings.smartpush
@@ -83,11 +83,11 @@ class TokenProviders:
             )
         creds = Credentials(c.client_id, c.secret, c.scope or "SMART_PUSH")
         key = hashlib.sha256(f"{c.client_id}\0{c.secret}\0{creds.scope}".encode()).hexdigest()
-        route = self._inline.get(key)
+        route = self._inline_routes.get(key)
         if route is None:
             route = Route(INLINE, self._provider(INLINE, creds, None), self._settings.smartpush.send_url())
-            self._inline[key] = route
-            if len(self._inline) > _INLINE_CACHE:
-                self._inline.popitem(last=False)
-        self._inline.move_to_end(key)
+            self._inline_routes[key] = route
+            if len(self._inline_routes) > _INLINE_CACHE:
+                self._inline_routes.popitem(last=False)
+        self._inline_routes.move_to_end(key)
         return route

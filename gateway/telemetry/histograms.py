@@ -75,9 +75,8 @@ class FastHistogram:
         bounds: Sequence[float],
         enabled: bool = True,
     ) -> None:
-        """`enabled` False: records nothing (telemetry off costs a call and a return)."""
-        if not enabled:
-            self.record = _ignore  # type: ignore[method-assign]
+        """`enabled` False: records nothing (telemetry off costs a call and a test)."""
+        self._enabled = enabled
         self.name, self.unit, self.description = name, unit, description
         # OTEL_METRICS_EXEMPLAR_FILTER: always_off keeps none; otherwise sampled spans' (trace_based).
         self._exemplars = os.environ.get("OTEL_METRICS_EXEMPLAR_FILTER", "").strip().lower() != "always_off"
@@ -90,6 +89,8 @@ class FastHistogram:
     def record(self, value: float, key: tuple[AttributeValue, ...], sampled: SpanContext | None = None) -> None:
         """One sample for the attribute values `key` (in `names` order); `sampled`: the span
         context of a sampled span to keep as the bucket's exemplar."""
+        if not self._enabled:
+            return
         index = bisect.bisect_left(self._bounds, value)  # bucket i holds (bounds[i-1], bounds[i]]
         with self._lock:
             point = self._points.get(key)
@@ -167,10 +168,6 @@ def sampled_context(span: Span) -> SpanContext | None:
     """The span's context when it is sampled (a sample's exemplar may point at it), else None."""
     ctx = span._context if type(span) is FastSpan else span.get_span_context()
     return ctx if ctx is not None and ctx[3] & TraceFlags.SAMPLED else None  # trace_flags, by index
-
-
-def _ignore(value: float, key: tuple[AttributeValue, ...], sampled: SpanContext | None = None) -> None:
-    return None
 
 
 def attach(meter_provider: MeterProvider, scope: InstrumentationScope, histograms: Sequence[FastHistogram]) -> None:

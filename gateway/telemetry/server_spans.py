@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from mypy_extensions import mypyc_attr
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 Metadata = Iterable[tuple[str, str | bytes]]
 
 
+@mypyc_attr(native_class=False)  # its base is interpreted (docs/performance.md: compiled build)
 class _MetadataGetter(Getter[Metadata]):
     def get(self, carrier: Metadata, key: str) -> list[str] | None:
         values = [v for k, v in carrier if k == key and isinstance(v, str)]

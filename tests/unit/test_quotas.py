@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.auth.callers import Caller
-from gateway.clock import SystemClock
+from gateway.clock import Clock, SystemClock
 from gateway.config import CallerSettings, QuotaSettings, WindowLimits
 from gateway.errors import GatewayError
 from gateway.quota_leases import MAX_LEASE
@@ -47,14 +47,23 @@ async def test_the_limits_kept_built_are_bounded(tmp_path: Path) -> None:
     await store.close()
 
 
-class _Clock(SystemClock):
-    """Wall time that moves only when told (the store and the leases read the same one)."""
+class _Clock:
+    """Wall time that moves only when told (the store and the leases read the same one); a Clock of
+    its own, not a SystemClock subclass: the shipped build's SystemClock is compiled (mypyc), and
+    an interpreted class cannot inherit from a compiled one."""
 
     def __init__(self, now: float) -> None:
         self.now = now
+        self._system = SystemClock()
 
     def time(self) -> float:
         return self.now
+
+    def monotonic(self) -> float:
+        return self._system.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await self._system.sleep(seconds)
 
 
 class _Counting:
@@ -68,7 +77,7 @@ class _Counting:
         return await self.store.take(limits, counts)
 
 
-def _quotas(store: Any, clock: SystemClock, per_minute: int, share: float) -> Quotas:
+def _quotas(store: Any, clock: Clock, per_minute: int, share: float) -> Quotas:
     settings = QuotaSettings(projects={"*": WindowLimits(per_minute=per_minute)}, lease_share=share)
     return Quotas(settings, store, clock)
 
