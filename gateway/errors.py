@@ -153,6 +153,19 @@ class GatewayError(Exception):
         return e.ErrorReason.Name(self.reason)
 
 
+class StoreUnavailable(GatewayError):
+    """The state store cannot answer (gateway/state). Here, not beside the store: GatewayError is
+    compiled in the shipped build, and a compiled class takes no interpreted subclasses."""
+
+    def __init__(self, backend: str, exc: BaseException) -> None:
+        # The exception's type only: its text may carry a URL with a password.
+        super().__init__(
+            e.ERROR_REASON_STATE_STORE_UNAVAILABLE,
+            f"the {backend} state store is unavailable ({type(exc).__name__}); nothing was sent",
+            metadata={"store": backend},
+        )
+
+
 def invalid_argument(violations: Sequence[FieldViolation], rq_uid: str | None = None) -> GatewayError:
     first = violations[0]
     more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""

@@ -14,9 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
-from smartpush.gateway.v1 import errors_pb2
-
-from gateway.errors import GatewayError
+from gateway.errors import StoreUnavailable as StoreUnavailable  # where the stores and callers look for it
 from gateway.state.limits import Limit, Refused
 
 TOKEN_BYTES = 16
@@ -45,16 +43,6 @@ class Busy(NamedTuple):
 
 
 Claim = Claimed | Replay | Busy
-
-
-class StoreUnavailable(GatewayError):
-    def __init__(self, backend: str, exc: BaseException) -> None:
-        # The exception's type only: its text may carry a URL with a password.
-        super().__init__(
-            errors_pb2.ERROR_REASON_STATE_STORE_UNAVAILABLE,
-            f"the {backend} state store is unavailable ({type(exc).__name__}); nothing was sent",
-            metadata={"store": backend},
-        )
 
 
 class StateStore(Protocol):

@@ -7,6 +7,7 @@ a compiled pass that imported the sources would prove nothing about what ships."
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.machinery
 import inspect
@@ -19,11 +20,10 @@ import pytest
 import gateway
 
 COMPILED = os.environ.get("SMARTPUSH_TEST_COMPILED")
-# The send path: each of these is compiled in the shipped build (pyproject's mypyc hook).
+# On the send path, and compiled in the shipped build (pyproject's mypyc hook).
 HOT = [
-    "gateway.push", "gateway.api.edge", "gateway.api.push_service", "gateway.validation", "gateway.errors",
-    "gateway.smartpush.client", "gateway.smartpush.wire", "gateway.smartpush.answers", "gateway.quotas",
-    "gateway.idempotency", "gateway.logs", "gateway.state.sqlite_store", "gateway.telemetry.span_wire",
+    "gateway.validation", "gateway.errors", "gateway.logs", "gateway.smartpush.wire", "gateway.smartpush.answers",
+    "gateway.quota_leases", "gateway.state.limits", "gateway.telemetry.span_wire", "gateway.telemetry.policy",
 ]  # fmt: skip
 EXTENSION = tuple(importlib.machinery.EXTENSION_SUFFIXES)
 
@@ -68,3 +68,38 @@ def test_no_compiled_class_is_native_over_an_interpreted_base() -> None:
             if any(b.__module__ not in (*modules, "builtins", "typing") for b in cls.__mro__[1:]):
                 native_over_interpreted.append(f"{name}.{cls.__qualname__}")
     assert native_over_interpreted == []
+
+
+@pytest.mark.skipif(COMPILED is None, reason="the compiled pass")
+def test_no_compiled_module_has_a_coroutine() -> None:
+    """Coroutines stay CPython's. Compiled by mypyc (2.4), the gateway's coroutines got the
+    exception state wrong across awaits: in the compiled pass of this suite an exception raised in
+    one call surfaced in a later, unrelated await. The synchronous modules — validation, the wire
+    JSON, answers, errors, the access log, the span encoder — are what is compiled; a coroutine
+    added to one of them must move it to pyproject's exclude list, and this test says so."""
+    with_coroutines = []
+    for name in _compiled_modules():
+        built = Path(str(importlib.import_module(name).__file__))  # e.g. validation.cpython-311-x86_64-linux-gnu.so
+        source = built.with_name(built.name.split(".")[0] + ".py")  # the wheel keeps the sources beside
+        tree = ast.parse(source.read_text())
+        if any(
+            isinstance(node, ast.AsyncFunctionDef | ast.Await | ast.AsyncWith | ast.AsyncFor) for node in ast.walk(tree)
+        ):
+            with_coroutines.append(name)
+    assert with_coroutines == []
+
+
+@pytest.mark.skipif(COMPILED is None, reason="the compiled pass")
+def test_no_interpreted_class_subclasses_a_compiled_one() -> None:
+    """A compiled (native) class takes no interpreted subclasses: mypyc refuses one at instantiation,
+    and `allow_interpreted_subclasses` on an exception crashed the process when the error was
+    answered. Such a subclass lives in a compiled module (StoreUnavailable sits in gateway.errors)."""
+    compiled = set(_compiled_modules())
+    names = [m.name for m in pkgutil.walk_packages(gateway.__path__, "gateway.") if not m.name.endswith("__main__")]
+    over_compiled = []
+    for name in set(names) - compiled:
+        for cls in vars(importlib.import_module(name)).values():
+            if inspect.isclass(cls) and cls.__module__ == name:
+                bases = [b for b in cls.__mro__[1:] if b.__module__ in compiled and "__mypyc_attrs__" in vars(b)]
+                over_compiled += [f"{name}.{cls.__qualname__} <- {b.__module__}.{b.__qualname__}" for b in bases]
+    assert over_compiled == []
