@@ -29,7 +29,6 @@ from google.protobuf.descriptor import MethodDescriptor
 from smartpush.gateway.v1 import errors_pb2
 
 from gateway import logs
-from gateway.api.edge_streams import checked_stream
 from gateway.auth.callers import ANYONE, Caller
 from gateway.auth.gate import Gate
 from gateway.errors import FieldViolation, GatewayError, internal, invalid_argument, to_grpc_status
@@ -161,7 +160,7 @@ class Edge:
         drain = self.drain
         start = time.perf_counter()
         code = grpc.StatusCode.OK
-        reason = ""  # a plain str, never narrowed: mypyc reads a narrowed Optional in `finally` as str
+        reason: str | None = None
         if api:
             drain.enter()
         try:
@@ -248,7 +247,17 @@ class Edge:
     def stream_stream(
         self, behavior: Callable[[AsyncIterator[Any], Context], AsyncIterator[Any]]
     ) -> Callable[[AsyncIterator[Any], Context], AsyncIterator[Any]]:
-        return checked_stream(behavior, _refuse_undecodable)
+        async def handler(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
+            async def checked() -> AsyncIterator[Any]:
+                async for request in requests:
+                    if isinstance(request, Undecodable):
+                        await abort(context, request.error())
+                    yield request
+
+            async for response in behavior(checked(), context):
+                yield response
+
+        return handler
 
     def register(self, server: grpc.aio.Server, service: Any, servicer: object, *, api: bool = True) -> None:
         """Serve every method of `service` (a ServiceDescriptor) from `servicer`, each through the edge."""
@@ -281,11 +290,6 @@ class Edge:
         raise ValueError(f"{service.full_name}/{m.name}: client-streaming methods are not served")
 
 
-async def _refuse_undecodable(request: Any, context: Context) -> None:
-    if isinstance(request, Undecodable):
-        await abort(context, request.error())
-
-
 def _with_rq_uid(err: GatewayError, rq_uid: str) -> GatewayError:
     err.rq_uid = rq_uid  # the edge stamps the call's RqUID on errors raised before one was known
     return err
@@ -295,7 +299,7 @@ def _caller_name(call: CallInfo) -> str:
     return call.caller.name if call.caller is not None else "(unidentified)"
 
 
-def _log_call(call: CallInfo, code: grpc.StatusCode, reason: str, start: float) -> None:
+def _log_call(call: CallInfo, code: grpc.StatusCode, reason: str | None, start: float) -> None:
     if not log.isEnabledFor(logging.INFO):
         return
     name = _CODE_NAMES.get(code) or code.name

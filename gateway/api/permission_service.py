@@ -6,9 +6,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import timestamp_pb2
-from mypy_extensions import mypyc_attr
-from smartpush.gateway.v1 import permission_pb2, permission_service_pb2
-from smartpush.gateway.v1.permission_service_pb2_grpc import PermissionServiceServicer
+from smartpush.gateway.v1 import permission_pb2, permission_service_pb2, permission_service_pb2_grpc
 
 from gateway.api.edge import current_caller
 from gateway.clock import Clock
@@ -34,8 +32,7 @@ def consent_proto(record: ConsentRecord) -> permission_pb2.Consent:
     )
 
 
-@mypyc_attr(native_class=False)  # its base is interpreted (docs/performance.md: compiled build)
-class PermissionServicer(PermissionServiceServicer):
+class PermissionServicer(permission_service_pb2_grpc.PermissionServiceServicer):
     def __init__(self, store: ConsentStore, clock: Clock) -> None:
         self._store = store
         self._clock = clock

@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from mypy_extensions import mypyc_attr
-from smartpush.gateway.v1 import push_service_pb2
-from smartpush.gateway.v1.push_service_pb2_grpc import PushServiceServicer
+from smartpush.gateway.v1 import push_service_pb2, push_service_pb2_grpc
 
 from gateway.api.edge import current_call
 from gateway.batch import BatchSender
@@ -17,8 +15,7 @@ from gateway.smartpush.surfaces import SURFACE_TO_WIRE
 from gateway.telemetry import Telemetry
 
 
-@mypyc_attr(native_class=False)  # its base is interpreted (docs/performance.md: compiled build)
-class PushServicer(PushServiceServicer):
+class PushServicer(push_service_pb2_grpc.PushServiceServicer):
     def __init__(self, sender: PushSender, clock: Clock, telemetry: Telemetry) -> None:
         self._sender = sender
         self._batch = BatchSender(sender, clock, telemetry)

@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from mypy_extensions import mypyc_attr
-from smartpush.gateway.v1 import smartapp_service_pb2
-from smartpush.gateway.v1.smartapp_service_pb2_grpc import SmartAppServiceServicer
+from smartpush.gateway.v1 import smartapp_service_pb2, smartapp_service_pb2_grpc
 
 from gateway.smartapp import codec
 from gateway.smartapp.codec_error import fields_under
@@ -17,8 +15,7 @@ pb = smartapp_service_pb2
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-@mypyc_attr(native_class=False)  # its base is interpreted (docs/performance.md: compiled build)
-class SmartAppServicer(SmartAppServiceServicer):
+class SmartAppServicer(smartapp_service_pb2_grpc.SmartAppServiceServicer):
     async def EncodeCommand(self, request: pb.EncodeCommandRequest, context: Context) -> pb.EncodeCommandResponse:
         with fields_under("command."):
             return pb.EncodeCommandResponse(json=dump_json(codec.encode_command(request.command)))

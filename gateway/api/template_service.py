@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from mypy_extensions import mypyc_attr
-from smartpush.gateway.v1 import errors_pb2, template_service_pb2
-from smartpush.gateway.v1.template_service_pb2_grpc import TemplateServiceServicer
+from smartpush.gateway.v1 import errors_pb2, template_service_pb2, template_service_pb2_grpc
 
 from gateway.errors import GatewayError
 from gateway.templates import TemplateRegistry
@@ -16,8 +14,7 @@ pb = template_service_pb2
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-@mypyc_attr(native_class=False)  # its base is interpreted (docs/performance.md: compiled build)
-class TemplateServicer(TemplateServiceServicer):
+class TemplateServicer(template_service_pb2_grpc.TemplateServiceServicer):
     def __init__(self, registry: TemplateRegistry) -> None:
         self._registry = registry
 

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
-from mypy_extensions import mypyc_attr
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http._common import _is_request_too_large
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
@@ -32,7 +31,6 @@ class _RawTraceStub:
         )
 
 
-@mypyc_attr(native_class=False)  # its base is interpreted (docs/performance.md: compiled build)
 class FastGrpcSpanExporter(GrpcSpanExporter):
     """The SDK's gRPC exporter (endpoint, TLS, headers, compression, retries, reconnects) sending
     span_wire's bytes as the request: parsing them into a message only for grpc to serialize it
@@ -47,7 +45,6 @@ class FastGrpcSpanExporter(GrpcSpanExporter):
         return encode_trace_request(data)
 
 
-@mypyc_attr(native_class=False)  # its base is interpreted (docs/performance.md: compiled build)
 class FastHttpSpanExporter(HttpSpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         # The SDK's export with the encoding swapped (opentelemetry-exporter-otlp-proto-http 1.45).
