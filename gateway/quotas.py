@@ -8,6 +8,7 @@ caller from spending them for all, and refuse before SmartPush answers 1014/1018
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections import OrderedDict
 
@@ -58,6 +59,8 @@ class Quotas:
     def __init__(self, settings: QuotaSettings, store: StateStore, clock: Clock) -> None:
         self._settings = settings
         self._store = store
+        # Lease refills under way, by limit key (bounded by the sends in flight).
+        self._refills: dict[str, asyncio.Future[bool]] = {}
         self._leases = LeaseBook(settings.lease_share, settings.lease_s, clock) if settings.lease_share else None
         # The limits that do not depend on the user, built once per combination (bounded, oldest out).
         self._fixed: OrderedDict[tuple[str, str, str], tuple[list[Limit], list[_UserWindow]]] = OrderedDict()
@@ -112,18 +115,44 @@ class Quotas:
             return
         lacking = book.lacking(limits)
         while lacking:
-            counts = [book.size(limit) for limit in lacking]
-            refused = await self._store.take(lacking, counts)
-            if refused is not None and max(counts) > 1:
-                counts = [1] * len(lacking)  # no room for a lease: this send alone, exactly
-                refused = await self._store.take(lacking, counts)
-            if refused is not None:
-                raise _refusal(refused)
-            for limit, units in zip(lacking, counts, strict=True):
-                book.grant(limit, units)
+            refill = next((r for limit in lacking if (r := self._refills.get(limit.key)) is not None), None)
+            if refill is None:
+                counts = [book.size(limit) for limit in lacking]
+                await (self._lease(book, lacking, counts) if max(counts) > 1 else self._exact(book, lacking))
+            elif not await asyncio.shield(refill):  # (a send that leaves does not cancel the refill)
+                await self._exact(book, lacking)  # no room for a lease: this send alone, exactly
             # Another send may have spent a unit this one counted on while the store answered.
             lacking = book.lacking(limits)
         book.spend(limits)
+
+    async def _lease(self, book: LeaseBook, lacking: list[Limit], counts: list[int]) -> None:
+        """Leases for `lacking`, one refill at a time: sends that lack the same limits meanwhile wait
+        for this one's lease instead of each taking their own (near a budget's end those would be
+        granted and stranded — more than a lease's worth lost per process)."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        for limit in lacking:
+            self._refills[limit.key] = done
+        granted = False
+        try:
+            if await self._store.take(lacking, counts) is None:
+                for limit, units in zip(lacking, counts, strict=True):
+                    book.grant(limit, units)
+                granted = True
+        finally:
+            for limit in lacking:
+                if self._refills.get(limit.key) is done:
+                    del self._refills[limit.key]
+            done.set_result(granted)
+        if not granted:
+            await self._exact(book, lacking)  # no room for a lease: this send alone, exactly
+
+    async def _exact(self, book: LeaseBook, lacking: list[Limit]) -> None:
+        ones = [1] * len(lacking)
+        refused = await self._store.take(lacking, ones)
+        if refused is not None:
+            raise _refusal(refused)
+        for limit in lacking:
+            book.grant(limit, 1)
 
 
 def _refusal(refused: Refused) -> GatewayError:
