@@ -6,7 +6,8 @@ apart; instruction counts do not (a run repeats within a few percent). Each serv
 generator drives it for a while at c=8, and the instructions its threads executed are divided by
 the calls answered. Rows: the reference forwarder, the gateway with the bench's features (telemetry
 off, on at full sampling to a discarding OTLP sink, keyed sends, sends to 10,000 users in turn so
-each send's per-user window is its own), and ratios to the forwarder. With `--compiled DIR`
+each send's per-user window is its own), the gateway with one feature taken away at a time (caller
+identity, quotas, the access log; and all three: what each costs), and ratios to the forwarder. With `--compiled DIR`
 (`make bench-instructions`) the gateway rows run the shipped, mypyc-compiled build and one more,
 `gateway source`, the sources.
 Counts are of user-space instructions only (the kernel's share of a syscall is not in them), and
@@ -32,9 +33,28 @@ import tempfile
 from pathlib import Path
 
 from bench.ports import free_port
-from bench.run import BIN, ROOT, Proc, drive, features_config, gateway_env, start, start_sink_and_emulator
+from bench.run import (
+    BIN,
+    ROOT,
+    WITHOUT,
+    Proc,
+    drive,
+    features_config,
+    features_without,
+    gateway_env,
+    start,
+    start_sink_and_emulator,
+)
 
-ROWS = ("forwarder", "gateway", "gateway+otel", "gateway keyed", "gateway 10k users", "gateway source")
+ROWS = (
+    "forwarder",
+    "gateway",
+    "gateway+otel",
+    "gateway keyed",
+    "gateway 10k users",
+    "gateway source",
+    *WITHOUT,  # the gateway with a feature taken away (bench/run.py): what each costs
+)
 
 
 def _total(path: Path) -> int:
@@ -64,6 +84,9 @@ def measure(row: str, seconds: float, workdir: Path, compiled: Path | None) -> d
             env["SMARTPUSH_GATEWAY_STATE__SQLITE_PATH"] = str(workdir / f"{row}.sqlite3")
             # The compiled build first on the path (its extension modules win); `gateway source`: none.
             env["PYTHONPATH"] = f"{compiled}{os.pathsep}{ROOT}" if compiled and row != "gateway source" else ""
+            if row in WITHOUT:
+                config, without_env = features_without(config, WITHOUT[row])
+                env |= without_env
             argv = [*valgrind, str(BIN / "smartpush-gateway"), "serve", "--config", str(config), "--listen", address]
             server = start(row, argv, address, env, b"listening")
         procs.append(server)
@@ -128,6 +151,10 @@ def main() -> int:
     source = results.get("gateway source")
     if plain and source and compiled:
         print(f"compiled / source: {plain['k_instructions_per_call'] / source['k_instructions_per_call']:.2f} x")
+    for row in WITHOUT:
+        if plain and row in results:
+            saved = plain["k_instructions_per_call"] - results[row]["k_instructions_per_call"]
+            print(f"{row}: {saved:.0f} k less per call ({100 * saved / plain['k_instructions_per_call']:.0f} %)")
     otel = results.get("gateway+otel")
     if plain and otel:
         print(f"telemetry: +{100 * (otel['k_instructions_per_call'] / plain['k_instructions_per_call'] - 1):.0f} %")

@@ -198,6 +198,31 @@ def features_config(directory: Path) -> tuple[Path, str]:
     return path, token
 
 
+# What each feature costs: the gateway with it taken away (the bench's configuration otherwise).
+# no-auth: `auth.mode: none` (no identity, so no callers: no grants and no caller rate; the project
+# windows stay); no-quotas: no caller rate, no project windows; no-log: log level WARNING (no access
+# line); bare: all three.
+WITHOUT = {
+    "gateway no-auth": {"auth"},
+    "gateway no-quotas": {"quotas"},
+    "gateway no-log": {"log"},
+    "gateway bare": {"auth", "quotas", "log"},
+}
+
+
+def features_without(config: Path, features: set[str]) -> tuple[Path, dict[str, str]]:
+    """The bench's configuration with `features` taken away, and the environment that goes with it."""
+    doc = json.loads(config.read_text())
+    if "quotas" in features:
+        del doc["callers"]["bench"]["rate"], doc["quotas"]
+    if "auth" in features:  # callers are named by their identity: with none, no grants and no caller rate
+        doc["auth"] = {"mode": "none"}
+        del doc["callers"]
+    path = config.with_name(f"without-{'-'.join(sorted(features))}.json")
+    path.write_text(json.dumps(doc))
+    return path, {"SMARTPUSH_GATEWAY_LOG_LEVEL": "WARNING"} if "log" in features else {}
+
+
 def drive(
     mode: str,
     target: str,
@@ -280,7 +305,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     duration = 1.0 if args.smoke else args.duration
-    names = ("sink", "sink_grpc", "emulator", "off", "on", "on2", "source", "forwarder", "echo")
+    names = ("sink", "sink_grpc", "emulator", "off", "on", "on2", "source", "bare", "forwarder", "echo")
     ports = {k: free_port() for k in names}
     emulator_url = f"http://127.0.0.1:{ports['emulator']}"
     workdir = Path(tempfile.mkdtemp(prefix="smartpush-bench-"))
@@ -295,9 +320,9 @@ def main() -> int:
         # Each gateway its own SQLite file (the embedded store, on disk); the workers of one share it.
         return {"SMARTPUSH_GATEWAY_STATE__SQLITE_PATH": str(workdir / f"{name}.sqlite3")}
 
-    def gateway(name: str, port: str, env: dict[str, str], *extra: str) -> Proc:
+    def gateway(name: str, port: str, env: dict[str, str], *extra: str, configured: Path = config) -> Proc:
         address = f"127.0.0.1:{ports[port]}"
-        argv = [str(BIN / "smartpush-gateway"), "serve", "--config", str(config), "--listen", address, *extra]
+        argv = [str(BIN / "smartpush-gateway"), "serve", "--config", str(configured), "--listen", address, *extra]
         procs.append(started := start(name, argv, address, {**env, **state(port)}, b"listening"))
         return started  # in `procs` at once: stopped even when a later one fails to start
 
@@ -327,6 +352,9 @@ def main() -> int:
         procs.append(echo)
         # The sources beside the compiled build (PYTHONPATH cleared: the loader's own may hold it).
         source = gateway("gateway (source)", "source", {**source_env, "PYTHONPATH": ""}) if args.compiled else None
+        # The floor of the gateway's own work: no identity, no quotas, no access log (telemetry off).
+        bare_config, bare_env = features_without(config, WITHOUT["gateway bare"])
+        bare = gateway("gateway bare", "bare", {**base_env, **bare_env}, configured=bare_config)
         c64 = 8 if args.smoke else 64
         rows: list[Row] = []
         rows.append(measure("c=1", None, "http", emulator_url, 1, duration))
@@ -339,6 +367,7 @@ def main() -> int:
         compared = [
             *(("c=64", p, "grpc", False) for p in (off, on, on2, forwarder, echo)),
             *((("c=64", source, "grpc", False),) if source is not None else ()),
+            ("c=64", bare, "grpc", False),
             *(("c=64 keyed", p, "grpc", True) for p in (off, on)),
             ("batch x100", off, "batch", False),
         ]
@@ -409,7 +438,7 @@ def summarise(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"token requests (one per upstream process)": [stats.get("token", 0), want_tokens]}
     echo64, fwd64 = _find(rows, "c=64", "echo"), _find(rows, "c=64", "forwarder")
-    for name in ("gateway", "gateway+otel", "gateway+otel x2"):
+    for name in ("gateway", "gateway+otel", "gateway+otel x2", "gateway bare"):
         g64 = _find(rows, "c=64", name)
         if g64 and fwd64 and fwd64.rps:
             out[f"{name} / forwarder throughput at c=64"] = round(g64.rps / fwd64.rps, 3)

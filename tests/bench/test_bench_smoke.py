@@ -37,6 +37,7 @@ def test_the_harness_runs_every_scenario_and_writes_its_results(tmp_path: Path) 
         ("c=1", "emulator-direct"),
         *{(s, t) for s in ("c=1", "c=64") for t in ("gateway", "gateway+otel", "forwarder", "echo")},
         ("c=64", "gateway+otel x2"),
+        ("c=64", "gateway bare"),
         ("c=64 keyed", "gateway"),
         ("c=64 keyed", "gateway+otel"),
         ("batch x100", "gateway"),
@@ -50,11 +51,12 @@ def test_the_harness_runs_every_scenario_and_writes_its_results(tmp_path: Path) 
     summary = doc["summary"]
     # One token per upstream process (each gateway worker, the forwarder, the direct loader).
     seen, wanted = summary["token requests (one per upstream process)"]
-    assert seen == wanted == (7 if COMPILED else 6)
+    assert seen == wanted == (8 if COMPILED else 7)
     for ratio in (
         "gateway / forwarder throughput at c=64",
         "gateway+otel / forwarder throughput at c=64",
         "gateway / forwarder CPU per call at c=64",
+        "gateway bare / forwarder throughput at c=64",
         "gateway keyed / unkeyed CPU per call",
         "telemetry cost at c=64 (share of throughput)",
         "SendBatch x100 / Send recipients per second (gateway)",
