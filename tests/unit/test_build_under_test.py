@@ -8,6 +8,7 @@ a compiled pass that imported the sources would prove nothing about what ships."
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import importlib.machinery
 import inspect
@@ -45,9 +46,14 @@ def test_the_package_comes_from_the_build_under_test() -> None:
     assert where == expected / "gateway"
 
 
-def _compiled_modules() -> list[str]:
-    names = [m.name for m in pkgutil.walk_packages(gateway.__path__, "gateway.") if not m.name.endswith("__main__")]
-    return [n for n in names if str(importlib.import_module(n).__file__).endswith(EXTENSION)]
+@functools.cache  # (the package walked and imported once for the tests below)
+def _all_modules() -> tuple[str, ...]:
+    return tuple(m.name for m in pkgutil.walk_packages(gateway.__path__, "gateway.") if not m.name.endswith("__main__"))
+
+
+@functools.cache
+def _compiled_modules() -> tuple[str, ...]:
+    return tuple(n for n in _all_modules() if str(importlib.import_module(n).__file__).endswith(EXTENSION))
 
 
 @pytest.mark.skipif(COMPILED is None, reason="the compiled pass")
@@ -95,9 +101,8 @@ def test_no_interpreted_class_subclasses_a_compiled_one() -> None:
     and `allow_interpreted_subclasses` on an exception crashed the process when the error was
     answered. Such a subclass lives in a compiled module (StoreUnavailable sits in gateway.errors)."""
     compiled = set(_compiled_modules())
-    names = [m.name for m in pkgutil.walk_packages(gateway.__path__, "gateway.") if not m.name.endswith("__main__")]
     over_compiled = []
-    for name in set(names) - compiled:
+    for name in set(_all_modules()) - compiled:
         for cls in vars(importlib.import_module(name)).values():
             if inspect.isclass(cls) and cls.__module__ == name:
                 bases = [b for b in cls.__mro__[1:] if b.__module__ in compiled and "__mypyc_attrs__" in vars(b)]
