@@ -9,6 +9,8 @@ import grpc
 import uvloop
 from smartpush.gateway.v1 import delivery_pb2, push_service_pb2, push_service_pb2_grpc
 
+from gateway.heap import freeze_startup_heap
+
 RESPONSE = push_service_pb2.SendResponse(
     rq_uid="00000000-0000-4000-8000-000000000000",
     response_id="echo",
@@ -31,6 +33,7 @@ async def serve(servicer: push_service_pb2_grpc.PushServiceServicer, listen: str
     push_service_pb2_grpc.add_PushServiceServicer_to_server(servicer, server)
     server.add_insecure_port(listen)
     await server.start()
+    freeze_startup_heap()  # as the gateway does before it serves: the references run the same way
     print("ready", flush=True)
     await server.wait_for_termination()
 

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from gateway import __version__, logs
 from gateway.config import ConfigError, ProfileSettings, Settings, load_settings
+from gateway.heap import freeze_startup_heap
 
 if TYPE_CHECKING:
     from smartpush.gateway.v1 import push_service_pb2
@@ -56,6 +57,9 @@ async def _serve(settings: Settings, with_emulator: bool) -> int:
         settings = settings.model_copy(update={"profiles": profiles, "smartpush": sp})
     gateway = await start_gateway(settings)
     target = gateway.address
+    # Last before serving: every module is imported and every long-lived object made (gateway/heap.py).
+    frozen = freeze_startup_heap()
+    log.info("start-up heap frozen for the garbage collector", extra={"frozen_objects": frozen})
     if settings.auth.mode == "none":
         log.warning("auth.mode none: callers are not identified; anyone reaching the port may send (local use only)")
     print(f"smartpush-gateway listening on {target}", flush=True)

@@ -51,6 +51,7 @@ SAFE_EXTRAS = frozenset(
         "span_id",
         "in_flight",
         "setting",
+        "frozen_objects",
     }
 )
 
