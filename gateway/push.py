@@ -19,8 +19,9 @@ from gateway.consent import ConsentStore, require_consent
 from gateway.current_span import current_span
 from gateway.delivery_status import DeliveryStatuses
 from gateway.errors import GatewayError, invalid_argument
-from gateway.idempotency import Idempotency, SendKey, fingerprint, new_rq_uid, scoped_key, send_key
+from gateway.idempotency import Idempotency
 from gateway.quotas import Quotas
+from gateway.send_keys import SendKey, fingerprint, new_rq_uid, scoped_key, send_key
 from gateway.shedding import UpstreamSlots
 from gateway.smartpush import wire
 from gateway.smartpush.answers import Outcome, classify

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from gateway import entropy
-from gateway.idempotency import new_rq_uid
+from gateway.send_keys import new_rq_uid
 
 
 def test_rq_uids_cost_one_system_call_per_256(monkeypatch: pytest.MonkeyPatch) -> None:

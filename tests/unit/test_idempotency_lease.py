@@ -8,7 +8,8 @@ from pathlib import Path
 from smartpush.gateway.v1 import push_service_pb2
 
 from gateway.clock import SystemClock
-from gateway.idempotency import Idempotency, send_key
+from gateway.idempotency import Idempotency
+from gateway.send_keys import send_key
 from gateway.state.sqlite_store import SqliteStore
 from gateway.state.store import Busy, Claimed, Replay
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from gateway.idempotency import scoped_key, send_key
+from gateway.send_keys import scoped_key, send_key
 
 
 def test_one_hash_gives_the_rq_uid_and_the_store_key_earlier_releases_used() -> None:
@@ -21,7 +21,7 @@ def test_one_hash_gives_the_rq_uid_and_the_store_key_earlier_releases_used() -> 
 def test_rq_uids_are_the_uuid_modules_text_for_any_bytes() -> None:
     import os
 
-    from gateway.idempotency import new_rq_uid, uuid4_text
+    from gateway.send_keys import new_rq_uid, uuid4_text
 
     samples = [bytes(16), b"\xff" * 16, *(os.urandom(16) for _ in range(2000))]
     for raw in samples:
