@@ -27,12 +27,14 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from bench.ports import free_port
 from gateway.state.sqlite_store import file_sizes
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -152,6 +154,23 @@ def median_row(rows: list[Row]) -> Row:
     row.extra["rounds"] = [round(r.rps) for r in rows]
     row.extra["rounds_cpu"] = [None if r.cpu_us_per_call is None else round(r.cpu_us_per_call) for r in rows]
     return row
+
+
+def rotated(items: list[T], round_index: int) -> list[T]:
+    """Round `round_index`'s order: each round starts one row later, so no row always runs first,
+    or right after another (its process's keyed rows, say) — a place in the order was a bias
+    that no number of rounds removed."""
+    if not items:
+        return items
+    start = round_index % len(items)
+    return items[start:] + items[:start]
+
+
+def paired(a: Row, b: Row, figure: str) -> float | None:
+    """The median of `a` over `b` round by round (`per_round`): the headline ratio. A ratio of the
+    two rows' medians mixes rounds minutes apart, and this machine drifts by tens of percent."""
+    ratios = per_round(a, b, figure)
+    return round(statistics.median(ratios), 3) if ratios else None
 
 
 def per_round(a: Row, b: Row, figure: str) -> list[float]:
@@ -298,7 +317,9 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="a few seconds, to prove the harness runs")
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
     parser.add_argument("--soak", type=float, default=0.0, help="also run keyed sends at c=64 this long, sampling RSS")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the compared rows (medians)")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="interleaved rounds of the compared rows (each round in a rotated order)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument(
         "--compiled", type=Path, help="the compiled gateway (make compiled): the gateways run it, one more the sources"
@@ -360,10 +381,11 @@ def main() -> int:
         rows.append(measure("c=1", None, "http", emulator_url, 1, duration))
         for p in (off, on, forwarder, echo):
             rows.append(measure("c=1", p, "grpc", p.address, 1, duration, token))
-        # The rows the ratios compare, measured in interleaved rounds and reported as medians: this
-        # machine's speed drifts by tens of percent over minutes, and a ratio of two rows measured
-        # minutes apart would carry that drift. Keyed: every send with its own idempotency key,
-        # claimed and recorded in the SQLite store. Batch: SendBatch of 100, in recipients per second.
+        # The rows the ratios compare, measured in interleaved rounds (each in a rotated order); a
+        # ratio is the median of its rounds' ratios: this machine's speed drifts by tens of percent
+        # over minutes, and a ratio of two rows measured minutes apart would carry that drift.
+        # Keyed: every send with its own idempotency key, claimed and recorded in the SQLite store.
+        # Batch: SendBatch of 100, in recipients per second.
         compared = [
             *(("c=64", p, "grpc", False) for p in (off, on, on2, forwarder, echo)),
             *((("c=64", source, "grpc", False),) if source is not None else ()),
@@ -372,8 +394,8 @@ def main() -> int:
             ("batch x100", off, "batch", False),
         ]
         rounds: dict[tuple[str, str], list[Row]] = {}
-        for _ in range(1 if args.smoke else args.rounds):
-            for scenario, p, mode, keyed in compared:
+        for index in range(1 if args.smoke else args.rounds):
+            for scenario, p, mode, keyed in rotated(compared, index):
                 c = (2 if args.smoke else 8) if mode == "batch" else c64
                 row = measure(scenario, p, mode, p.address, c, duration, token, keyed)
                 rounds.setdefault((scenario, p.name), []).append(row)
@@ -441,11 +463,9 @@ def summarise(
     for name in ("gateway", "gateway+otel", "gateway+otel x2", "gateway bare"):
         g64 = _find(rows, "c=64", name)
         if g64 and fwd64 and fwd64.rps:
-            out[f"{name} / forwarder throughput at c=64"] = round(g64.rps / fwd64.rps, 3)
-            if paired := per_round(g64, fwd64, "rounds"):
-                out[f"{name} / forwarder throughput at c=64, round by round"] = paired
+            _ratio(out, f"{name} / forwarder throughput at c=64", g64, fwd64, "rounds")
             if g64.cpu_us_per_call and fwd64.cpu_us_per_call:
-                out[f"{name} / forwarder CPU per call at c=64"] = round(g64.cpu_us_per_call / fwd64.cpu_us_per_call, 3)
+                _ratio(out, f"{name} / forwarder CPU per call at c=64", g64, fwd64, "rounds_cpu")
         if g64 and echo64 and echo64.rps:
             out[f"{name} / echo throughput at c=64"] = round(g64.rps / echo64.rps, 3)
         g1, direct = _find(rows, "c=1", name), _find(rows, "c=1", "emulator-direct")
@@ -457,28 +477,38 @@ def summarise(
             out[f"{name} c=256 p99 / RTT"] = round(slow.p99_ms / 50.0, 3)
     off, on = _find(rows, "c=64", "gateway"), _find(rows, "c=64", "gateway+otel")
     if off and on and off.rps:
-        out["telemetry cost at c=64 (share of throughput)"] = round(1 - on.rps / off.rps, 3)
+        on_off = paired(on, off, "rounds")
+        out["telemetry cost at c=64 (share of throughput)"] = round(1 - (on_off or on.rps / off.rps), 3)
+        if on_off is not None:
+            out["telemetry cost at c=64 (share of throughput), ratio of medians"] = round(1 - on.rps / off.rps, 3)
     for name, plain in (("gateway", off), ("gateway+otel", on)):
         keyed = _find(rows, "c=64 keyed", name)
         if keyed and plain and keyed.rps and plain.cpu_us_per_call and keyed.cpu_us_per_call:
-            out[f"{name} keyed / unkeyed CPU per call"] = round(keyed.cpu_us_per_call / plain.cpu_us_per_call, 3)
-            if paired := per_round(keyed, plain, "rounds_cpu"):
-                out[f"{name} keyed / unkeyed CPU per call, round by round"] = paired
-            out[f"{name} keyed / unkeyed throughput"] = round(keyed.rps / plain.rps, 3)
+            _ratio(out, f"{name} keyed / unkeyed CPU per call", keyed, plain, "rounds_cpu")
+            _ratio(out, f"{name} keyed / unkeyed throughput", keyed, plain, "rounds")
     source = _find(rows, "c=64", "gateway (source)")
     if off and source and source.rps:
-        out["compiled / source throughput at c=64 (gateway)"] = round(off.rps / source.rps, 3)
+        _ratio(out, "compiled / source throughput at c=64 (gateway)", off, source, "rounds")
         if source.cpu_us_per_call and off.cpu_us_per_call:
-            out["compiled / source CPU per call at c=64 (gateway)"] = round(
-                off.cpu_us_per_call / source.cpu_us_per_call, 3
-            )
+            _ratio(out, "compiled / source CPU per call at c=64 (gateway)", off, source, "rounds_cpu")
     batch = _find(rows, "batch x100", "gateway")
     if off and batch and off.rps:
-        out["SendBatch x100 / Send recipients per second (gateway)"] = round(batch.rps / off.rps, 3)
+        _ratio(out, "SendBatch x100 / Send recipients per second (gateway)", batch, off, "rounds")
     if soak:
         out["soak rss MB (first, last, max)"] = (soak[0][1], soak[-1][1], max(s for _, s in soak))
     out["targets"] = targets(out, rows)
     return out
+
+
+def _ratio(out: dict[str, Any], key: str, a: Row, b: Row, figure: str) -> None:
+    """`key`: `a` over `b` — the median of the round-by-round ratios when the rows ran in rounds
+    (the rounds and the ratio of the medians beside it), else the ratio of the two figures."""
+    whole = a.rps / b.rps if figure == "rounds" else (a.cpu_us_per_call or 0.0) / (b.cpu_us_per_call or 1.0)
+    headline = paired(a, b, figure)
+    out[key] = headline if headline is not None else round(whole, 3)
+    if headline is not None:
+        out[f"{key}, round by round"] = per_round(a, b, figure)
+        out[f"{key}, ratio of medians"] = round(whole, 3)
 
 
 def targets(summary: dict[str, Any], rows: list[Row]) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.run import Row, median_row, per_round
+from bench.run import Row, _ratio, median_row, paired, per_round, rotated
 
 
 def _row(target: str, rps: float, cpu: float | None) -> Row:
@@ -23,3 +23,38 @@ def test_rounds_without_a_figure_are_left_out_and_a_single_round_gives_none() ->
     assert per_round(a, b, "rounds_cpu") == [2.0]
     assert per_round(median_row([_row("a", 10, 1)]), median_row([_row("b", 10, 1)]), "rounds") == []
     assert per_round(a, median_row([_row("b", 10, 1)]), "rounds") == []
+
+
+def test_the_headline_is_the_median_of_the_rounds_ratios_not_the_ratio_of_the_medians() -> None:
+    # Round 1 ran slow for both rows (drift): ratio of medians 0.9/1.0 hides that `a` kept 0.5 of `b`.
+    a = median_row([_row("a", 500, 1.0), _row("a", 900, 1.0), _row("a", 400, 1.0)])
+    b = median_row([_row("b", 1000, 1.0), _row("b", 1800, 1.0), _row("b", 800, 1.0)])
+    assert paired(a, b, "rounds") == 0.5
+    out: dict[str, object] = {}
+    _ratio(out, "a / b", a, b, "rounds")
+    assert out["a / b"] == 0.5
+    assert out["a / b, round by round"] == [0.5, 0.5, 0.5]
+    assert out["a / b, ratio of medians"] == 0.5
+    # Rounds of `b` that drift apart from `a`'s: the headline follows the rounds, not the medians.
+    drifted = median_row([_row("b", 1000, 1.0), _row("b", 1000, 1.0), _row("b", 600, 1.0)])
+    _ratio(out, "a / drifted", a, drifted, "rounds")
+    assert out["a / drifted, round by round"] == [0.5, 0.9, 0.667]
+    assert out["a / drifted"] == 0.667
+    assert out["a / drifted, ratio of medians"] == 0.5
+
+
+def test_one_round_falls_back_to_the_ratio_of_the_figures() -> None:
+    out: dict[str, object] = {}
+    _ratio(out, "cpu", median_row([_row("a", 10, 300)]), median_row([_row("b", 10, 200)]), "rounds_cpu")
+    assert out == {"cpu": 1.5}
+
+
+def test_each_round_starts_one_row_later_so_no_row_keeps_a_place() -> None:
+    rows = ["gateway", "otel", "forwarder", "keyed"]
+    orders = [rotated(rows, i) for i in range(5)]
+    assert orders[0] == rows
+    assert orders[1] == ["otel", "forwarder", "keyed", "gateway"]
+    assert orders[4] == rows
+    assert {order[0] for order in orders[:4]} == set(rows)
+    assert all(sorted(order) == sorted(rows) for order in orders)
+    assert rotated([], 3) == []
