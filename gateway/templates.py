@@ -10,6 +10,7 @@ from smartpush.gateway.v1 import delivery_pb2, template_pb2, template_service_pb
 
 from gateway import limits
 from gateway.errors import FieldViolation
+from gateway.proto_maps import as_dict
 from gateway.smartpush.surfaces import SURFACE_TO_WIRE, WIRE_TO_SURFACE
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}\s]+)\s*\}\}")
@@ -96,8 +97,8 @@ class TemplateRegistry:
                             f"not {SURFACE_TO_WIRE.get(surface, surface)}",
                         )
                     )
-        header = render(template.header, dict(content.header_values))
-        body = render(template.body, dict(content.body_values))
+        header = render(template.header, as_dict(content.header_values))
+        body = render(template.body, as_dict(content.body_values))
         if len(header) > limits.HEADER_TEXT_MAX:
             out.append(
                 FieldViolation(

@@ -11,6 +11,7 @@ import orjson
 from smartpush.gateway.v1 import delivery_pb2, push_service_pb2, template_pb2
 
 from gateway.config import WireSettings
+from gateway.proto_maps import as_dict
 from gateway.smartpush.surfaces import SURFACE_TO_WIRE, channel_for
 
 Json = dict[str, Any]
@@ -24,8 +25,8 @@ _MODE = {
 def template_content(content: template_pb2.TemplateContent, wire: WireSettings) -> Json:
     out: Json = {
         "id": content.id,
-        "headerValues": dict(content.header_values),
-        "bodyValues": dict(content.body_values),
+        "headerValues": as_dict(content.header_values),
+        "bodyValues": as_dict(content.body_values),
     }
     which = content.WhichOneof("parameters")
     if which == "mobile_app_parameters":
