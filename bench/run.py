@@ -390,8 +390,11 @@ def main() -> int:
             *(("c=64", p, "grpc", False) for p in (off, on, on2, forwarder, echo)),
             *((("c=64", source, "grpc", False),) if source is not None else ()),
             ("c=64", bare, "grpc", False),
-            *(("c=64 keyed", p, "grpc", True) for p in (off, on)),
-            ("batch x100", off, "batch", False),
+            # The sources' gateway serves the keyed and batch load too: the builds it compares have
+            # the same history (in three runs the compiled one, alone in serving them, measured
+            # below the sources, against its instruction counts).
+            *(("c=64 keyed", p, "grpc", True) for p in (off, on, *((source,) if source is not None else ()))),
+            *(("batch x100", p, "batch", False) for p in (off, *((source,) if source is not None else ()))),
         ]
         rounds: dict[tuple[str, str], list[Row]] = {}
         for index in range(1 if args.smoke else args.rounds):
@@ -481,7 +484,11 @@ def summarise(
         out["telemetry cost at c=64 (share of throughput)"] = round(1 - (on_off or on.rps / off.rps), 3)
         if on_off is not None:
             out["telemetry cost at c=64 (share of throughput), ratio of medians"] = round(1 - on.rps / off.rps, 3)
-    for name, plain in (("gateway", off), ("gateway+otel", on)):
+    for name, plain in (
+        ("gateway", off),
+        ("gateway+otel", on),
+        ("gateway (source)", _find(rows, "c=64", "gateway (source)")),
+    ):
         keyed = _find(rows, "c=64 keyed", name)
         if keyed and plain and keyed.rps and plain.cpu_us_per_call and keyed.cpu_us_per_call:
             _ratio(out, f"{name} keyed / unkeyed CPU per call", keyed, plain, "rounds_cpu")

@@ -42,7 +42,11 @@ def test_the_harness_runs_every_scenario_and_writes_its_results(tmp_path: Path) 
         ("c=64 keyed", "gateway+otel"),
         ("batch x100", "gateway"),
         *{("c=256 @50ms", t) for t in ("gateway", "gateway+otel", "gateway+otel x2", "forwarder")},
-        *([("c=64", "gateway (source)")] if COMPILED else []),
+        *(
+            [("c=64", "gateway (source)"), ("c=64 keyed", "gateway (source)"), ("batch x100", "gateway (source)")]
+            if COMPILED
+            else []
+        ),
     }
     # Every call answered: the loaders' JWT identified them, grants and quotas let them through.
     for row in doc["rows"]:
