@@ -157,9 +157,9 @@ def median_row(rows: list[Row]) -> Row:
 
 
 def rotated(items: list[T], round_index: int) -> list[T]:
-    """Round `round_index`'s order: each round starts one row later, so no row always runs first,
-    or right after another (its process's keyed rows, say) — a place in the order was a bias
-    that no number of rounds removed."""
+    """Round `round_index`'s order: each round starts one row later, so no row always runs first
+    (a place in the order was a bias no number of rounds removed). The order stays a cycle: each
+    row still follows the same neighbour, so a row should not follow load on its own process."""
     if not items:
         return items
     start = round_index % len(items)
