@@ -26,7 +26,7 @@ def test_rounds_without_a_figure_are_left_out_and_a_single_round_gives_none() ->
 
 
 def test_the_headline_is_the_median_of_the_rounds_ratios_not_the_ratio_of_the_medians() -> None:
-    # Round 1 ran slow for both rows (drift): ratio of medians 0.9/1.0 hides that `a` kept 0.5 of `b`.
+    # Rounds that drift together (round 2 fast for both): every round's ratio, and the headline, is 0.5.
     a = median_row([_row("a", 500, 1.0), _row("a", 900, 1.0), _row("a", 400, 1.0)])
     b = median_row([_row("b", 1000, 1.0), _row("b", 1800, 1.0), _row("b", 800, 1.0)])
     assert paired(a, b, "rounds") == 0.5
