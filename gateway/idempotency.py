@@ -84,16 +84,20 @@ class Idempotency:
 
     async def _own(self, key: str, token: bytes, fp: bytes, send: Callable[[], Awaitable[Response]]) -> Response:
         renewal = _Renewal(self, key, token)
+        # The key is given up after the `except` block, not in it: a compiled coroutine must not
+        # suspend while an exception is handled (pyproject's mypyc notes).
+        failed: BaseException | None = None
         try:
             response = await send()
-        except BaseException:
-            renewal.stop()
+        except BaseException as exc:
+            failed = exc
+        renewal.stop()
+        if failed is not None:
             try:
                 await self._store.release(key, token)
             except GatewayError:
                 log.warning("could not give up an idempotency key; it lapses with its lease", exc_info=True)
-            raise
-        renewal.stop()
+            raise failed
         try:
             await self._store.complete(key, fp, response.SerializeToString(), self._ttl)
         except GatewayError:

@@ -191,8 +191,10 @@ class _Batcher:
         self._restart_for: list[_Writers] = []
         self._holds_to_skip = 0  # upkeeps whose RESTART does not hold writers after one that did in vain
         self._holds_skipped = 0
-        self._thread = threading.Thread(target=self._serve, name="sqlite-store", daemon=True)
-        self._thread.start()
+        # (not `_thread`: compiled, an attribute becomes a C struct field named after it, `__thread`
+        # is a C keyword)
+        self._worker = threading.Thread(target=self._serve, name="sqlite-store", daemon=True)
+        self._worker.start()
 
     def submit(self, fn: Callable[[sqlite3.Connection], T], write: bool) -> asyncio.Future[T]:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -217,7 +219,7 @@ class _Batcher:
         with self._ready:
             self._closing = True
             self._ready.notify()
-        self._thread.join()
+        self._worker.join()
         self._db.close()
 
     def _serve(self) -> None:

@@ -25,7 +25,7 @@ COMPILED = os.environ.get("SMARTPUSH_TEST_COMPILED")
 HOT = [
     "gateway.validation", "gateway.errors", "gateway.logs", "gateway.smartpush.wire", "gateway.smartpush.answers",
     "gateway.quota_leases", "gateway.state.limits", "gateway.telemetry.span_wire", "gateway.telemetry.policy",
-    "gateway.send_keys", "gateway.proto_maps",
+    "gateway.send_keys", "gateway.proto_maps", "gateway.idempotency", "gateway.state.sqlite_store",
 ]  # fmt: skip
 EXTENSION = tuple(importlib.machinery.EXTENSION_SUFFIXES)
 
