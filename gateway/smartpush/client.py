@@ -19,6 +19,7 @@ from smartpush.gateway.v1 import errors_pb2
 from gateway.clock import Clock
 from gateway.config import SmartPushSettings
 from gateway.errors import GatewayError
+from gateway.smartpush.attempt_timer import AttemptTimer
 from gateway.smartpush.http import Reply, Upstream
 from gateway.smartpush.retry import Failure, RetryPolicy, classify_attempt, parse_retry_after
 from gateway.smartpush.tokens import TokenProvider
@@ -97,7 +98,7 @@ class SmartPushClient:
         self._upstream = Upstream(transport)
         self._settings = settings
         # An attempt's own bounds, the same for every attempt: the caller's deadline (and a drain)
-        # bound it through the asyncio timeout around it (`_bounded`), which ends it first.
+        # bound it through the timer around it (`_bounded`), which ends it first.
         total = settings.request_timeout_s
         self._limits = httpx.Timeout(total, connect=min(settings.connect_timeout_s, total))
         self._policy = policy or RetryPolicy.from_settings(settings)
@@ -106,7 +107,7 @@ class SmartPushClient:
         self._span_attrs: dict[str, tuple[dict[str, str | int], tuple[str | int, ...]]] = {}
         # Set when the gateway drains: nothing runs past it, so no call is cut off mid-attempt.
         self._stop_at: float | None = None
-        self._timers: set[asyncio.Timeout] = set()  # of the attempts running now
+        self._timers: set[AttemptTimer] = set()  # of the attempts running now
         self.latency = LatencyEstimate()
 
     def drain_until(self, stop_at: float) -> None:
@@ -183,14 +184,19 @@ class SmartPushClient:
 
     async def _bounded(self, call: SendCall, body: bytes, remaining: float | None, sent: int) -> tuple[str, Reply]:
         """Token and POST within `remaining`; a drain that begins meanwhile tightens the bound."""
-        timer = asyncio.timeout(remaining)
+        timer = AttemptTimer.after(remaining)
         self._timers.add(timer)
+        timer.start()
         try:
-            async with timer:
-                token = await call.route.tokens.token()
-                headers = self._headers(token, call.rq_uid, call.callback_url)
-                return token, await self._attempt(call.route.url, body, headers, self._limits, sent)
+            token = await call.route.tokens.token()
+            headers = self._headers(token, call.rq_uid, call.callback_url)
+            return token, await self._attempt(call.route.url, body, headers, self._limits, sent)
+        except asyncio.CancelledError as exc:
+            if timer.stop(cancelled=True):
+                raise TimeoutError from exc
+            raise
         finally:
+            timer.stop(cancelled=False)  # (a no-op after the line above)
             self._timers.discard(timer)
 
     def _remaining(self, deadline: float | None) -> tuple[float | None, bool]:
