@@ -110,13 +110,10 @@ class Receipt:
 class DeliveryStatuses:
     def __init__(self, settings: CallbackSettings, store: StateStore, clock: Clock, telemetry: Telemetry) -> None:
         self._s = settings
+        self.enabled = settings.enabled  # read per send
         self._store = store
         self._clock = clock
         self._t = telemetry
-
-    @property
-    def enabled(self) -> bool:
-        return self._s.enabled
 
     async def register(self, rq_uid: str, caller: str) -> str:
         """A fresh callback URL for one send (its token stored with the RqUID and the caller)."""

@@ -61,7 +61,10 @@ class PushSender:
         self._templates = templates
         self._consent = consent
         self._t = telemetry or Telemetry.disabled()
-        self._settings = settings
+        # Read per send: a pydantic model's attribute goes through its class's __getattr__ hook.
+        self._endpoint = settings.smartpush.endpoint
+        self._wire = settings.smartpush.wire
+        self._require_consent = settings.require_consent
         self._client = client
         self._routes = routes
         self._idempotency = idempotency
@@ -90,11 +93,10 @@ class PushSender:
         # the caller's deadline, so the answer can be recorded and replayed to the retry.
         keyed = bool(req.idempotency_key) and not req.validate_only
         call = SendCall(rq_uid, deadline, self._routes.route(req), req.callback_url, finish_started=keyed)
-        sp = self._settings.smartpush
-        if sp.endpoint == "lite":
-            body = wire.encode(wire.lite_request(req, sp.wire))
+        if self._endpoint == "lite":
+            body = wire.encode(wire.lite_request(req, self._wire))
         else:
-            body = wire.encode(wire.extended_request(req, sp.wire, await self._message_ids.next()))
+            body = wire.encode(wire.extended_request(req, self._wire, await self._message_ids.next()))
         if req.validate_only:
             return SendResponse(
                 rq_uid=rq_uid,
@@ -127,12 +129,12 @@ class PushSender:
         # No span of its own: validation is a few microseconds of CPU, and its failures show on
         # the server span (status, smartpush.error_reason) and in smartpush.validation.failures.
         try:
-            violations = validate_send(req, self._settings.smartpush.endpoint)
+            violations = validate_send(req, self._endpoint)
             if violations:
                 raise invalid_argument(violations)
             self._check_grants(current_caller(), req)
             rendered = self._check_template(req)
-            if self._settings.require_consent:
+            if self._require_consent:
                 await require_consent(self._consent, req.project_id, req.sub)
         except GatewayError as err:
             for v in err.field_violations:
@@ -150,7 +152,7 @@ class PushSender:
             surfaces,
             sequential=sequential,
             retry_after_s=answer.retry_after_s,
-            template_error_codes=self._settings.smartpush.wire.template_error_codes,
+            template_error_codes=self._wire.template_error_codes,
         )
         if self._t.enabled:  # (read from the outcome: a message's repeated field makes a wrapper per read)
             for d in outcome.destinations:

@@ -16,10 +16,11 @@ class Gate:
         self._auth = authenticator
         self._callers = callers
         self._load = load
+        self._max_in_flight = load.max_concurrent_rpcs  # read per call (a pydantic attribute is slower)
 
     async def admit(self, method: str, context: Any, in_flight: int) -> Caller:
         """`in_flight`: API calls in progress, this one included."""
-        if in_flight > self._load.max_concurrent_rpcs:
+        if in_flight > self._max_in_flight:
             raise overloaded("calls in progress", self._load.max_concurrent_rpcs, self._load.retry_after_s)
         caller = self._callers.resolve(await self._auth.identify(context))
         caller.check_rpc(method)

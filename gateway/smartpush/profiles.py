@@ -28,6 +28,7 @@ class TokenProviders:
     ) -> None:
         self._t = telemetry or Telemetry.disabled()
         self._settings = settings
+        self._default_profile = settings.default_profile  # read per send (a pydantic attribute is slower)
         self._http = http
         self._clock = clock
         sp = settings.smartpush
@@ -60,12 +61,12 @@ class TokenProviders:
     def resolve_name(self, req: push_service_pb2.SendRequest) -> str:
         if req.HasField("credentials"):
             return INLINE
-        return req.profile or self._settings.default_profile
+        return req.profile or self._default_profile
 
     def route(self, req: push_service_pb2.SendRequest) -> Route:
         if req.HasField("credentials"):
             return self._inline_route(req.credentials)
-        name = req.profile or self._settings.default_profile
+        name = req.profile or self._default_profile
         route = self._routes.get(name)
         if route is None:
             raise GatewayError(
