@@ -32,7 +32,10 @@ class MessageIds:
 
     async def next(self) -> int:
         if self._next >= self._end:
-            async with self._lock:
+            # Not `async with`: this module is compiled, and a compiled coroutine must not suspend
+            # while an exception is handled (docs/performance.md); release() does not suspend.
+            await self._lock.acquire()
+            try:
                 if self._next >= self._end:
                     try:
                         first = await self._store.reserve_ids(self._block, int(self._clock.time() * 1000))
@@ -40,6 +43,8 @@ class MessageIds:
                         log.warning("state store unavailable: a random messageId for this send")
                         return RANDOM_BASE | secrets.randbits(62)
                     self._next, self._end = first, first + self._block
+            finally:
+                self._lock.release()
         value = self._next
         self._next += 1
         return value

@@ -27,7 +27,8 @@ HOT = [
     "gateway.quota_leases", "gateway.state.limits", "gateway.telemetry.span_wire", "gateway.telemetry.policy",
     "gateway.send_keys", "gateway.proto_maps", "gateway.idempotency", "gateway.state.sqlite_store",
     "gateway.state.store", "gateway.clock", "gateway.auth.gate", "gateway.auth.identity", "gateway.auth.jwt_auth",
-    "gateway.smartpush.tokens", "gateway.smartpush.attempt_timer",
+    "gateway.smartpush.tokens", "gateway.smartpush.attempt_timer", "gateway.smartpush.client",
+    "gateway.state.message_ids",
 ]  # fmt: skip
 EXTENSION = tuple(importlib.machinery.EXTENSION_SUFFIXES)
 
