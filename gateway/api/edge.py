@@ -40,7 +40,12 @@ T = TypeVar("T")
 Context = grpc.aio.ServicerContext[Any, Any]
 # gRFC A6: a negative pushback tells a client's retry policy not to retry this answer.
 PUSHBACK = "grpc-retry-pushback-ms"
-_CODE_NAMES = {code: code.name for code in grpc.StatusCode}  # Enum's .name is two Python calls per read
+# Once, not per call: a member read from an Enum class goes through EnumType's __getattr__ hook
+# (~700 instructions), its `.name` is a Python property, and hashing a member is a Python call.
+# `_name_` is the member's plain attribute (a documented _sunder_ name).
+_OK = grpc.StatusCode.OK
+_CANCELLED = grpc.StatusCode.CANCELLED
+_INTERNAL = grpc.StatusCode.INTERNAL
 
 
 @dataclass(slots=True)
@@ -159,7 +164,7 @@ class Edge:
         count, the refusal metric and the access log line."""
         drain = self.drain
         start = time.perf_counter()
-        code = grpc.StatusCode.OK
+        code = _OK
         reason: str | None = None
         if api:
             drain.enter()
@@ -176,10 +181,10 @@ class Edge:
                 handle.error(err)
             await abort(context, err if err.rq_uid or not call.rq_uid else _with_rq_uid(err, call.rq_uid))
         except (grpc.aio.AbortError, asyncio.CancelledError):
-            code = context.code() or grpc.StatusCode.CANCELLED
+            code = context.code() or _CANCELLED
             raise
         except Exception:
-            code, reason = grpc.StatusCode.INTERNAL, "ERROR_REASON_INTERNAL"
+            code, reason = _INTERNAL, "ERROR_REASON_INTERNAL"
             log.exception("unexpected failure in %s", call.rpc, extra={"rpc": call.rpc, "rq_uid": call.rq_uid})
             await abort(context, internal(call.rq_uid))
         finally:
@@ -302,7 +307,7 @@ def _caller_name(call: CallInfo) -> str:
 def _log_call(call: CallInfo, code: grpc.StatusCode, reason: str | None, start: float) -> None:
     if not log.isEnabledFor(logging.INFO):
         return
-    name = _CODE_NAMES.get(code) or code.name
+    name: str = code._name_
     extra: dict[str, object] = {
         "rpc": call.rpc,
         "caller": _caller_name(call),

@@ -39,6 +39,7 @@ class _MetadataGetter(Getter[Metadata]):
 
 
 _GETTER = _MetadataGetter()
+_OK = grpc.StatusCode.OK  # once: an Enum member read from its class is a Python hook call
 _ROOT = otel_context.Context()  # what extract returns when no header is there: no parent
 
 
@@ -87,10 +88,10 @@ class RpcSpan:
     def end(self, code: grpc.StatusCode) -> None:
         of, span = self._of, self._span
         otel_context.detach(self._token)  # type: ignore[arg-type]
-        number = code.value[0]
+        number: int = code._value_[0]  # not `.value`: a Python property (edge.py, _OK)
         span.set_attribute("rpc.grpc.status_code", number)
-        if code != grpc.StatusCode.OK:
-            span.set_status(Status(StatusCode.ERROR, code.name))
+        if code is not _OK:
+            span.set_status(Status(StatusCode.ERROR, code._name_))
         span.end()
         of._in_flight.add(of._key, -1)
         of._duration.record(time.perf_counter() - self._start, (*of._key, number, self._caller), sampled_context(span))
