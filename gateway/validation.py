@@ -81,20 +81,22 @@ def _time_frame(frame: delivery_pb2.TimeFrame, p: str) -> Iterator[FieldViolatio
 
 def _template(content: template_pb2.TemplateContent, p: str, users: list[tuple[int, int]]) -> Iterator[FieldViolation]:
     """Rules of one template content; `users` are the (index, surface) of the destinations it serves."""
-    yield from _required(f"{p}.id", content.id)
-    yield from _max_len(f"{p}.id", content.id, limits.TEMPLATE_ID_MAX)
-    if len(content.header_values) > limits.HEADER_VARIABLES_MAX:
+    template_id = content.id
+    yield from _required(f"{p}.id", template_id)
+    yield from _max_len(f"{p}.id", template_id, limits.TEMPLATE_ID_MAX)
+    header_values, body_values = content.header_values, content.body_values
+    if len(header_values) > limits.HEADER_VARIABLES_MAX:
         yield FieldViolation(
             f"{p}.header_values",
-            f"at most {limits.HEADER_VARIABLES_MAX} variables, got {len(content.header_values)}",
+            f"at most {limits.HEADER_VARIABLES_MAX} variables, got {len(header_values)}",
         )
-    if len(content.body_values) > limits.BODY_VARIABLES_MAX:
+    if len(body_values) > limits.BODY_VARIABLES_MAX:
         yield FieldViolation(
             f"{p}.body_values",
-            f"at most {limits.BODY_VARIABLES_MAX} variables, got {len(content.body_values)}",
+            f"at most {limits.BODY_VARIABLES_MAX} variables, got {len(body_values)}",
         )
-    for field_name in ("header_values", "body_values"):
-        for key in getattr(content, field_name):
+    for field_name, values in (("header_values", header_values), ("body_values", body_values)):
+        for key in values:
             if not key.strip():
                 yield FieldViolation(f"{p}.{field_name}", "variable names must not be empty")
     which = content.WhichOneof("parameters")
@@ -133,7 +135,9 @@ def _template(content: template_pb2.TemplateContent, p: str, users: list[tuple[i
 
 def _delivery(config: delivery_pb2.DeliveryConfig, endpoint: str) -> Iterator[FieldViolation]:
     p = "delivery"
-    if config.delivery_mode not in _MODES:
+    # Each field read once into a local: a message's field read is a name lookup and a new object.
+    mode = config.delivery_mode
+    if mode not in _MODES:
         yield FieldViolation(f"{p}.delivery_mode", "must be DELIVERY_MODE_BROADCAST or DELIVERY_MODE_SEQUENTIAL")
     # A slice, read once: iterating a repeated field runs the sequence protocol to an IndexError.
     dests = config.destinations[:]
@@ -147,29 +151,30 @@ def _delivery(config: delivery_pb2.DeliveryConfig, endpoint: str) -> Iterator[Fi
     framed = config.HasField("time_frame")
     for i, dest in enumerate(dests):
         q = f"{p}.destinations[{i}]"
-        if dest.surface not in SURFACE_TO_WIRE:
+        surface, channel = dest.surface, dest.channel
+        if surface not in SURFACE_TO_WIRE:
             yield FieldViolation(f"{q}.surface", "must be a known surface, not SURFACE_UNSPECIFIED")
-        elif dest.surface in seen:
-            yield FieldViolation(f"{q}.surface", f"duplicate of destinations[{seen[dest.surface]}]")
+        elif surface in seen:
+            yield FieldViolation(f"{q}.surface", f"duplicate of destinations[{seen[surface]}]")
         else:
-            seen[dest.surface] = i
-        if dest.channel and dest.channel not in CHANNEL_TO_WIRE:
+            seen[surface] = i
+        if channel and channel not in CHANNEL_TO_WIRE:
             yield FieldViolation(f"{q}.channel", "must be a known channel or unset")
-        elif dest.channel and dest.surface in SURFACE_TO_WIRE:
-            fits = channel_for(dest.surface, 0)
-            if CHANNEL_TO_WIRE[dest.channel] != fits:
+        elif channel and surface in SURFACE_TO_WIRE:
+            fits = channel_for(surface, 0)
+            if CHANNEL_TO_WIRE[channel] != fits:
                 yield FieldViolation(
                     f"{q}.channel",
-                    f"{CHANNEL_TO_WIRE[dest.channel]} does not serve {SURFACE_TO_WIRE[dest.surface]} (it takes {fits})",
+                    f"{CHANNEL_TO_WIRE[channel]} does not serve {SURFACE_TO_WIRE[surface]} (it takes {fits})",
                 )
-        if config.delivery_mode == delivery_pb2.DELIVERY_MODE_SEQUENTIAL and dest.HasField("priority"):
+        if mode == delivery_pb2.DELIVERY_MODE_SEQUENTIAL and dest.HasField("priority"):
             if dest.priority in priorities:
                 yield FieldViolation(f"{q}.priority", f"same priority as destinations[{priorities[dest.priority]}]")
             priorities[dest.priority] = i
         if dest.HasField("template_content"):
-            yield from _template(dest.template_content, f"{q}.template_content", [(i, dest.surface)])
+            yield from _template(dest.template_content, f"{q}.template_content", [(i, surface)])
         elif shared:
-            shared_users.append((i, dest.surface))
+            shared_users.append((i, surface))
         elif own_content:  # some destinations have their own: this one lacks any
             yield FieldViolation(f"{q}.template_content", "required: set it here or in delivery.template_content")
         if dest.HasField("time_frame"):
@@ -191,10 +196,11 @@ def _delivery(config: delivery_pb2.DeliveryConfig, endpoint: str) -> Iterator[Fi
 def validate_send(req: push_service_pb2.SendRequest, endpoint: str = "extended") -> list[FieldViolation]:
     """All violations of `req`, in field order; empty when the request may go upstream."""
     out: list[FieldViolation] = []
-    out += _required("project_id", req.project_id)
-    out += _max_len("project_id", req.project_id, limits.PROJECT_ID_MAX)
-    out += _required("sub", req.sub)
-    out += _max_len("sub", req.sub, limits.SUB_MAX)
+    project_id, sub = req.project_id, req.sub  # (read once: see _delivery)
+    out += _required("project_id", project_id)
+    out += _max_len("project_id", project_id, limits.PROJECT_ID_MAX)
+    out += _required("sub", sub)
+    out += _max_len("sub", sub, limits.SUB_MAX)
     if req.HasField("application"):
         out += _required("application.app_id", req.application.app_id)
         out += _required("application.version_id", req.application.version_id)
@@ -208,9 +214,10 @@ def validate_send(req: push_service_pb2.SendRequest, endpoint: str = "extended")
     else:
         out += _delivery(req.delivery, endpoint)
     out += _max_len("idempotency_key", req.idempotency_key, limits.IDEMPOTENCY_KEY_MAX)
-    if req.callback_url:
-        out += _max_len("callback_url", req.callback_url, limits.CALLBACK_URL_MAX)
-        out += _callback_url(req.callback_url)
+    callback_url = req.callback_url
+    if callback_url:
+        out += _max_len("callback_url", callback_url, limits.CALLBACK_URL_MAX)
+        out += _callback_url(callback_url)
     return out
 
 
