@@ -82,8 +82,10 @@ unit: $(STAMP)
 
 # The image ships the gateway compiled by mypyc (pyproject's hook); built from a copy of the tree.
 $(COMPILED)/.built: $(STAMP) pyproject.toml scripts/build_compiled.py $(shell find gateway clients/python-protos/src -name '*.py*')
+	@touch $(VENV)/.compiled-started
 	$(BIN)/python scripts/build_compiled.py $(COMPILED)
-	@touch $@
+	@# Stamped with the build's start: a source edited while it ran is newer, and rebuilds next time.
+	@touch -r $(VENV)/.compiled-started $@ && rm -f $(VENV)/.compiled-started
 
 compiled: $(COMPILED)/.built
 
