@@ -21,7 +21,7 @@ class Gate:
     async def admit(self, method: str, context: Any, in_flight: int) -> Caller:
         """`in_flight`: API calls in progress, this one included."""
         if in_flight > self._max_in_flight:
-            raise overloaded("calls in progress", self._load.max_concurrent_rpcs, self._load.retry_after_s)
+            raise overloaded("calls in progress", self._max_in_flight, self._load.retry_after_s)
         caller = self._callers.resolve(await self._auth.identify(context))
         caller.check_rpc(method)
         return caller
